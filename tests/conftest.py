@@ -28,6 +28,7 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     if os.geteuid() != 0 or request.node.get_closest_marker("allow_leaks"):
         yield
         return
+    leaks.add_scope(str(request.config._tmp_path_factory.getbasetemp()))  # type: ignore[attr-defined]
     before = leaks.snapshot()
     yield
     deadline = time.monotonic() + 5.0
