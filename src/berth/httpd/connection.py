@@ -1,0 +1,360 @@
+"""One client connection: an asyncio Protocol driving h11, serving one request at a time.
+
+Why a Protocol and not asyncio streams: bytes go straight from `data_received` into h11 (no
+second buffer), and a hijack can hand the socket to a fresh StreamReader with the bytes h11 had
+already buffered replayed first, which streams cannot do without reaching into their internals.
+
+Disconnects: `eof_received` returns True so a client's half-close (SHUT_WR) leaves our write side
+open. While a streamed response is being sent, EOF or a lost connection means the client is gone
+(Go's server cancels the request context the same way): the stream's iterator is cancelled and
+closed. A handler computing a plain response is left to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+import h11
+
+from berth.errors import BerthError
+from berth.httpd.request import Request
+from berth.httpd.response import Response, dumps
+
+if TYPE_CHECKING:
+    from berth.httpd.server import Server
+
+log = logging.getLogger("berth.httpd")
+
+Handler = Callable[[Request], Awaitable[Response]]
+ErrorHandler = Callable[[Request, BerthError], Response]
+
+MAX_HEAD = 1 << 20  # Go's http.DefaultMaxHeaderBytes: build's X-Registry-Config can be large
+READ_HIGH = 1 << 18  # stop reading from a client that sends this much ahead of what we parse
+DRAIN_LIMIT = 1 << 16  # unread body we swallow to keep a connection alive; more and we close
+_NO_BODY_STATUS = frozenset((204, 304))
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class Connection(asyncio.Protocol):
+    """Serves requests on one transport until the client closes, the server closes, or a hijack."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self._data_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+        self._unparsed = 0
+        self._eof = False
+        self._lost = False
+        self._streaming = False
+        self._gone_cancel = False
+        self._hijacked = False
+        self._peer: object = None
+        self.task: asyncio.Task[None] | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._peer = transport.get_extra_info("peername")
+        self._server._connections.add(self)
+        self.task = self._loop.create_task(self._run())
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._h11.receive_data(data)
+        except RuntimeError:  # data after EOF cannot happen on a socket; be safe
+            return
+        self._unparsed += len(data)
+        if self._data_waiter is not None:
+            self._wake_data()
+        elif self._unparsed > READ_HIGH and not self._read_paused and self.transport is not None:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._h11.receive_data(b"")
+        self._wake_data()
+        self._client_gone()
+        return True  # keep our write side open: a half-close is not a disconnect
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._eof = True
+        self._wake_data()
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_exception(ConnectionResetError("connection lost"))
+        self._drain_waiter = None
+        self._client_gone()
+        self._server._connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+        self._drain_waiter = None
+
+    # -- plumbing used by Request ----------------------------------------------------------
+
+    async def next_event(self) -> object:
+        """The next h11 event, reading from the socket as needed."""
+        while True:
+            ev = self._h11.next_event()
+            if ev is not h11.NEED_DATA:
+                return ev
+            self._unparsed = 0
+            if self._read_paused and self.transport is not None:
+                self._read_paused = False
+                self.transport.resume_reading()
+            fut = self._data_waiter = self._loop.create_future()
+            try:
+                await fut
+            finally:
+                self._data_waiter = None
+
+    def send_100_continue(self) -> None:
+        if self._h11.they_are_waiting_for_100_continue and self.transport is not None:
+            self._write(self._h11.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
+
+    def hijack(self, head: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Write `head` raw and move the transport to a StreamReaderProtocol (see Request.hijack)."""
+        transport = self.transport
+        assert transport is not None
+        transport.write(head)
+        data, closed = self._h11.trailing_data
+        reader = asyncio.StreamReader(loop=self._loop)
+        proto = asyncio.StreamReaderProtocol(reader, loop=self._loop)
+        self._hijacked = True
+        if not self._lost:
+            transport.set_protocol(proto)
+            proto.connection_made(transport)
+            if self._write_paused:
+                proto.pause_writing()
+        if data:
+            reader.feed_data(data)
+        if closed or self._lost:
+            reader.feed_eof()
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        self._server._connections.discard(self)
+        self._server._hijacked.add(self)
+        return reader, asyncio.StreamWriter(transport, proto, reader, self._loop)
+
+    # -- the request loop ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    ev = await self.next_event()
+                except h11.RemoteProtocolError as e:
+                    self._send_protocol_error(e)
+                    return
+                if type(ev) is not h11.Request:
+                    return  # ConnectionClosed, or garbage h11 paused on
+                request = Request(self, ev, self._peer)
+                if not await self._serve(request) or self._hijacked:
+                    return
+                if self._h11.our_state is not h11.DONE or self._h11.their_state is not h11.DONE:
+                    return
+                self._h11.start_next_cycle()
+        except asyncio.CancelledError:
+            if not self._gone_cancel:
+                raise
+        except (ConnectionError, _ClientGone):
+            pass
+        finally:
+            self._server._hijacked.discard(self)
+            self._server._connections.discard(self)
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+    async def _serve(self, request: Request) -> bool:
+        """Handle one request; False if the connection must close afterwards."""
+        try:
+            response = await self._server.handler(request)
+        except BerthError as e:
+            response = self._error(request, e)
+        except (asyncio.CancelledError, _ClientGone):
+            raise
+        except Exception as e:
+            if request._hijacked:
+                log.exception("hijacked handler failed: %s %s", request.method, request.target)
+                return False
+            log.exception("handler failed: %s %s", request.method, request.target)
+            err = BerthError(str(e) or type(e).__name__)
+            response = self._error(request, err)
+        if request._hijacked:
+            return False
+        # Sending a response clears h11's 100-continue flag: note it first.
+        unasked = self._h11.they_are_waiting_for_100_continue
+        if not await self._send(request, response):
+            return False
+        return await self._finish_request_body(unasked)
+
+    def _error(self, request: Request, err: BerthError) -> Response:
+        try:
+            return self._server.error_handler(request, err)
+        except Exception:
+            log.exception("error handler failed")
+            return Response(500, [("Content-Type", "application/json")], dumps({"message": str(err)}))
+
+    async def _send(self, request: Request, response: Response) -> bool:
+        """Write a response; False if the connection must close (client gone, stream failed)."""
+        body = response.body
+        status = response.status
+        headers = response.headers
+        head_only = request.method == "HEAD" or status in _NO_BODY_STATUS
+        if body is None or isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body) if body else b""
+            if status not in _NO_BODY_STATUS and not _has(headers, "content-length"):
+                headers = [*headers, ("Content-Length", str(len(data)))]
+            out = self._h11.send(_response(status, headers))
+            if data and not head_only:
+                out += self._h11.send(h11.Data(data=data))
+            out += self._h11.send(h11.EndOfMessage())
+            self._write(out)
+            await self._drain()
+            return True
+        return await self._send_stream(response, body, head_only)
+
+    async def _send_stream(self, response: Response, body: AsyncIterator[bytes], head_only: bool) -> bool:
+        # Only a streamed body is cancelled by a vanishing client; a plain one just fails to write.
+        headers = response.headers
+        if head_only or self._eof:
+            await _aclose(body)
+            if self._eof and not head_only:
+                return False
+            self._write(self._h11.send(_response(response.status, headers)))
+            self._write(self._h11.send(h11.EndOfMessage()))
+            return True
+        self._write(self._h11.send(_response(response.status, headers)))
+        self._streaming = True
+        finished = False
+        try:
+            async for chunk in body:
+                if chunk:
+                    self._write(self._h11.send(h11.Data(data=chunk)))
+                    await self._drain()
+            finished = True
+        except asyncio.CancelledError:
+            if not self._gone_cancel:
+                raise
+            t = asyncio.current_task()
+            if t is not None:
+                t.uncancel()
+            return False
+        except (ConnectionError, _ClientGone):
+            return False
+        except Exception:
+            # Too late for an error status: cut the stream short so the client sees it incomplete.
+            log.exception("streamed response failed")
+            return False
+        finally:
+            self._streaming = False
+            if not finished:
+                await _aclose(body)
+        self._write(self._h11.send(h11.EndOfMessage()))
+        return True
+
+    async def _finish_request_body(self, unasked: bool) -> bool:
+        """Read what the handler left of the request body, if it is small, to keep the connection."""
+        h = self._h11
+        if h.their_state is not h11.SEND_BODY:
+            return True
+        if unasked:
+            return False  # the client may never send the body we did not ask for: close
+        budget = DRAIN_LIMIT
+        while True:
+            try:
+                ev = await self.next_event()
+            except h11.RemoteProtocolError:
+                return False
+            if type(ev) is h11.Data:
+                budget -= len(ev.data)
+                if budget < 0:
+                    return False
+            else:
+                return type(ev) is h11.EndOfMessage
+
+    def _send_protocol_error(self, e: h11.RemoteProtocolError) -> None:
+        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = f"Bad Request: {e}\n".encode()
+        headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                   ("Connection", "close")]
+        try:
+            out = self._h11.send(_response(e.error_status_hint, headers))
+            out += self._h11.send(h11.Data(data=body))
+            out += self._h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            return
+        self._write(out)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _write(self, data: bytes | None) -> None:
+        if data and self.transport is not None and not self._lost:
+            self.transport.write(data)
+
+    async def _drain(self) -> None:
+        if self._lost:
+            raise _ClientGone()
+        if not self._write_paused:
+            return
+        fut = self._drain_waiter = self._loop.create_future()
+        await fut
+
+    def _wake_data(self) -> None:
+        w = self._data_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _client_gone(self) -> None:
+        if self._streaming and not self._gone_cancel and self.task is not None:
+            self._gone_cancel = True
+            self.task.cancel()
+
+    def abort(self) -> None:
+        """Server shutdown: stop this connection now."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        elif self.transport is not None:
+            self.transport.close()
+
+
+def _response(status: int, headers: list[tuple[str, str]]) -> h11.Response:
+    return h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
+
+
+def _has(headers: list[tuple[str, str]], name: str) -> bool:
+    return any(k.lower() == name for k, _ in headers)
+
+
+async def _aclose(it: AsyncIterator[bytes]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            log.exception("closing a response stream failed")
