@@ -9,22 +9,21 @@ fifo until `start`, then drop to the user, apply capabilities, no_new_privs and 
 
 from __future__ import annotations
 
-import fcntl
-import json
+import _socket
 import os
-import socket
 import stat
-import struct
-import sys
-import termios
-from dataclasses import dataclass
-from typing import Any, NoReturn
 
-# Everything the init uses must be imported here, before clone(2): after pivot_root the host's
-# Python files are out of reach, so a lazy import in the child fails.
+# Everything the init uses must be imported before clone(2): after pivot_root the host's Python
+# files are out of reach, so a lazy import in the child fails. Modules needed only sometimes (the
+# console, hooks, seccomp) are imported by the parent through preload().
 from berth.runtime import caps as capmod
+from berth.runtime import fastjson
 from berth.runtime.linux import rootfs as rfs
 from berth.runtime.linux import syscalls as sc
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms per start
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -33,34 +32,52 @@ class InitError(Exception):
     pass
 
 
-@dataclass
 class InitContext:
-    config: dict[str, Any]
-    rootfs: str
-    sync: socket.socket
-    fifo_fd: int = -1                # O_PATH fd of exec.fifo (create only)
-    console: socket.socket | None = None
-    no_pivot: bool = False
-    userns: bool = False
-    join_fds: list[tuple[int, int]] | None = None   # (fd, nstype) to setns into after "go"
-    preserve_fds: int = 0
-    exec_mode: bool = False          # an `exec` into a running container: no rootfs work
-    container_id: str = ""
-    bundle: str = ""
-    seccomp_bpf: bytes | None = None  # compiled by the parent (cached there), loaded here
-    load_seccomp: Any = None          # berth.runtime.seccomp.load_bpf, imported by the parent
-    ready_sent: bool = False
+    """Everything the child needs, prepared by the parent before clone (the child is its copy)."""
+
+    def __init__(self, config: dict[str, Any], rootfs: str, sync: _socket.socket, *, fifo_fd: int = -1,
+                 console: _socket.socket | None = None, no_pivot: bool = False, userns: bool = False,
+                 join_fds: list[tuple[int, int]] | None = None, preserve_fds: int = 0, exec_mode: bool = False,
+                 container_id: str = "", bundle: str = "") -> None:
+        self.config = config
+        self.rootfs = rootfs
+        self.sync = sync
+        self.fifo_fd = fifo_fd            # O_PATH fd of exec.fifo (create only)
+        self.console = console            # receives the pty master
+        self.no_pivot = no_pivot
+        self.userns = userns
+        self.join_fds = join_fds          # (fd, nstype) to setns into after "go"; fd -1: unshare
+        self.preserve_fds = preserve_fds
+        self.exec_mode = exec_mode        # an `exec` into a running container: no rootfs work
+        self.container_id = container_id
+        self.bundle = bundle
+        self.seccomp_bpf: bytes | None = None  # compiled by the parent (cached there), loaded here
+        self.load_seccomp: Any = None     # berth.runtime.seccomp.load_bpf, imported by the parent
+        self.ready_sent = False
 
 
-def send(sock: socket.socket, msg: dict[str, Any]) -> None:
-    sock.send(json.dumps(msg).encode())
+_console_mods: dict[str, Any] = {}
 
 
-def recv(sock: socket.socket) -> dict[str, Any]:
+def preload_console() -> None:
+    """Import what _setup_console needs; the parent calls it before clone when a tty is asked for."""
+    import fcntl
+    import socket
+    import struct
+    import termios
+
+    _console_mods.update(fcntl=fcntl, socket=socket, struct=struct, termios=termios)
+
+
+def send(sock: _socket.socket, msg: dict[str, Any]) -> None:
+    sock.send(fastjson.dumps(msg).encode())
+
+
+def recv(sock: _socket.socket) -> dict[str, Any]:
     data = sock.recv(65536)
     if not data:
         raise EOFError("parent went away")
-    return json.loads(data)  # type: ignore[no-any-return]
+    return fastjson.loads(data)  # type: ignore[return-value]
 
 
 def child_main(ctx: InitContext) -> NoReturn:
@@ -147,7 +164,7 @@ def _setup_container(ctx: InitContext, config: dict[str, Any]) -> None:
     _hooks(ctx, "createContainer")
     rfs.pivot(ctx.rootfs, ctx.no_pivot)
     if config.get("hostname"):
-        socket.sethostname(config["hostname"])
+        _socket.sethostname(config["hostname"])
     if config.get("domainname"):
         sc.setdomainname(config["domainname"])
     for key, value in (linux.get("sysctl") or {}).items():
@@ -171,6 +188,7 @@ def _write_sysctl(key: str, value: str) -> None:
 
 def _setup_console(ctx: InitContext, process: dict[str, Any]) -> None:
     """A pty from the container's own devpts; the master goes to the caller over the console socket."""
+    fcntl, socket, struct, termios = (_console_mods[k] for k in ("fcntl", "socket", "struct", "termios"))
     master, slave = os.openpty()
     slave_path = os.ttyname(slave)
     size = process.get("consoleSize") or {}
@@ -297,7 +315,6 @@ def _finalize(ctx: InitContext, process: dict[str, Any]) -> None:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         if ctx.seccomp_bpf is not None:
             ctx.load_seccomp(ctx.seccomp_bpf, sec_flags)
-    sys.stdout.flush()
 
 
 def _setgroups_allowed() -> bool:

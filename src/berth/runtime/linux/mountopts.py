@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from berth.runtime.linux import syscalls as sc
 
 # option -> (clear?, flag)
@@ -52,11 +50,13 @@ _PROPAGATION = {
 _IGNORED = {"tmpcopyup", "rro", "rrw", "idmap", "ridmap", "z", "Z"}
 
 
-@dataclass
 class MountOptions:
-    flags: int = 0
-    propagation: list[int] = field(default_factory=list)
-    data: str = ""
+    __slots__ = ("data", "flags", "propagation")
+
+    def __init__(self) -> None:
+        self.flags = 0
+        self.propagation: list[int] = []
+        self.data = ""
 
     @property
     def is_bind(self) -> bool:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any
 
 from berth.runtime.linux import mountopts
 from berth.runtime.linux import syscalls as sc
 from berth.runtime.linux.securejoin import secure_join, within
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms per start
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_DEVICES = [
     # path, type, major, minor, mode

@@ -92,6 +92,7 @@ SYS_pivot_root = 155
 SYS_seccomp = 317
 SYS_pidfd_open = 434
 SYS_close_range = 436
+SIGCHLD = 17
 
 _libc.syscall.restype = ctypes.c_long
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -164,10 +165,8 @@ def clone(flags: int) -> int:
     Python's before/after-fork hooks; callers must be single-threaded (the runtime is).
     Returns 0 in the child, the child's pid (in the caller's pid namespace) in the parent.
     """
-    import signal
-
     _pyapi.PyOS_BeforeFork()
-    pid = _libc.syscall(SYS_clone, ctypes.c_ulong(flags | signal.SIGCHLD), None, None, None, None)
+    pid = _libc.syscall(SYS_clone, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
     if pid == 0:
         _pyapi.PyOS_AfterFork_Child()
         return 0
