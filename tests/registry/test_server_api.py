@@ -38,7 +38,8 @@ def push_blob(http: httpx.Client, repo: str, data: bytes) -> str:
     return d
 
 
-def image(http: httpx.Client, repo: str, layer: bytes = b"layer", config: bytes = b'{"os":"linux"}') -> tuple[bytes, str]:
+def image(http: httpx.Client, repo: str, layer: bytes = b"layer",
+          config: bytes = b'{"os":"linux"}') -> tuple[bytes, str]:
     ld, cd = push_blob(http, repo, layer), push_blob(http, repo, config)
     m = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd,
@@ -95,7 +96,8 @@ def test_chunked_upload_in_order_and_resume_after_416(http: httpx.Client) -> Non
     r = http.post("/v2/t/chunk/blobs/uploads/")
     loc = r.headers["location"]
     assert r.headers["range"] == "0-0"
-    r = http.patch(loc, content=data[:4000], headers={"Content-Range": "0-3999", "Content-Type": "application/octet-stream"})
+    r = http.patch(loc, content=data[:4000],
+                   headers={"Content-Range": "0-3999", "Content-Type": "application/octet-stream"})
     assert r.status_code == 202 and r.headers["range"] == "0-3999"
     # a chunk that skips ahead is refused and changes nothing
     r = http.patch(loc, content=data[5000:6000], headers={"Content-Range": "5000-5999"})
@@ -164,7 +166,8 @@ def test_cancel_and_unknown_upload(http: httpx.Client) -> None:
     assert r.status_code == 404 and code(r) == "BLOB_UPLOAD_UNKNOWN"
 
 
-def test_interrupted_upload_keeps_received_bytes_but_makes_no_blob(http: httpx.Client, registry: RegistryProcess) -> None:
+def test_interrupted_upload_keeps_received_bytes_but_makes_no_blob(http: httpx.Client,
+                                                                    registry: RegistryProcess) -> None:
     data = os.urandom(200000)
     loc = http.post("/v2/t/cut/blobs/uploads/").headers["location"]
     host, port = registry.host.split(":")
@@ -206,8 +209,9 @@ def test_concurrent_pushes_of_the_same_blob(http: httpx.Client, registry: Regist
     for repo in ("t/conc0", "t/conc1"):
         assert http.get(f"/v2/{repo}/blobs/{d}").content == data
     up = os.path.join(registry.root, "_uploads")
-    owners = [open(os.path.join(up, u, "repo")).read() for u in os.listdir(up)]
-    assert not [o for o in owners if o.startswith("t/conc")]
+    for u in os.listdir(up):
+        with open(os.path.join(up, u, "repo")) as f:
+            assert not f.read().startswith("t/conc")
 
 
 def test_manifest_put_get_by_tag_and_digest(http: httpx.Client) -> None:
@@ -216,7 +220,8 @@ def test_manifest_put_get_by_tag_and_digest(http: httpx.Client) -> None:
     assert r.status_code == 201
     assert r.headers["docker-content-digest"] == d and r.headers["location"] == f"/v2/t/man/manifests/{d}"
     for ref in ("v1", d):
-        r = http.get(f"/v2/t/man/manifests/{ref}", headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        r = http.get(f"/v2/t/man/manifests/{ref}",
+                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
         assert r.status_code == 200 and r.content == m  # stored bytes and type, whatever Accept says
         assert r.headers["content-type"] == OCI_MANIFEST and r.headers["docker-content-digest"] == d
         r = http.head(f"/v2/t/man/manifests/{ref}")
@@ -229,7 +234,7 @@ def test_manifest_put_get_by_tag_and_digest(http: httpx.Client) -> None:
 
 
 def test_bad_manifests_are_refused_and_change_nothing(http: httpx.Client) -> None:
-    m, d = image(http, "t/badman")
+    m, _ = image(http, "t/badman")
     doc = json.loads(m)
     missing = dict(doc, layers=[dict(doc["layers"][0], digest=sha(b"not pushed"))])
     cases = [
@@ -270,7 +275,8 @@ def test_tags_pagination_and_catalog(http: httpx.Client) -> None:
     m, _ = image(http, "t/tags")
     names = ["b", "a", "c", "d1", "d0"]
     for t in names:
-        assert http.put(f"/v2/t/tags/manifests/{t}", content=m, headers={"Content-Type": OCI_MANIFEST}).status_code == 201
+        r = http.put(f"/v2/t/tags/manifests/{t}", content=m, headers={"Content-Type": OCI_MANIFEST})
+        assert r.status_code == 201
     assert http.get("/v2/t/tags/tags/list").json() == {"name": "t/tags", "tags": sorted(names)}
     r = http.get("/v2/t/tags/tags/list", params={"n": 2})
     assert r.json()["tags"] == ["a", "b"]
@@ -333,7 +339,8 @@ def test_referrers(http: httpx.Client) -> None:
     arts = []
     for at in ("application/vnd.example.sbom", "application/vnd.example.sig"):
         art = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": at,
-                          "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2},
+                          "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST,
+                                     "size": 2},
                           "layers": [], "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": len(m)},
                           "annotations": {"k": at}}).encode()
         r = http.put(f"/v2/t/ref/manifests/{sha(art)}", content=art, headers={"Content-Type": OCI_MANIFEST})
