@@ -154,13 +154,17 @@ class Runtime:
         linux = config.get("linux") or {}
         process = config["process"]
         os.mkfifo(sd.fifo, 0o622)
+        os.chmod(sd.fifo, 0o622)  # not narrowed by the umask: the container's root must be able to write it
+        root_uid, root_gid = _host_root(linux)
+        if root_uid or root_gid:
+            os.chown(sd.fifo, root_uid, root_gid)
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
         cleanup.append(lambda: os.close(fifo_fd))
 
         cg = _cgroups().manager_for(linux.get("cgroupsPath"), st.id)
         cg.create()
         cleanup.append(cg.destroy)
-        cg.apply(linux.get("resources") or {})
+        cg.apply(_with_default_devices(linux.get("resources") or {}))
         st.cgroup_path, st.cgroup_version, st.cgroup_root = cg.path, cg.version, getattr(cg, "root", "/sys/fs/cgroup")
 
         if process.get("terminal") and console is None:
@@ -254,6 +258,29 @@ class Runtime:
             run_hooks(hooks.get(n) or [], state, n, warn)
 
 
+# Always allowed after the config's own rules, as runc does (libcontainer/specconv AllowedDevices): the
+# nodes the runtime itself creates in /dev, the pty devices, and mknod of any device (opening one
+# still needs its own rule).
+DEFAULT_ALLOWED_DEVICES: list[dict[str, Any]] = [
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+]
+
+
+def _with_default_devices(resources: dict[str, Any]) -> dict[str, Any]:
+    if "devices" not in resources:
+        return resources
+    return {**resources, "devices": list(resources["devices"]) + DEFAULT_ALLOWED_DEVICES}
+
+
 def _namespaces(linux: dict[str, Any]) -> tuple[int, list[tuple[int, int]], int | None, bool]:
     """clone flags for new namespaces, fds to join, a pid-namespace fd to join, and whether a user ns is new."""
     flags = 0
@@ -303,6 +330,18 @@ def _spawn(ctx: InitContext, flags: int, pid_join: int | None) -> int:
     if pid == 0:
         child_main(ctx)
     return pid
+
+
+def _host_root(linux: dict[str, Any]) -> tuple[int, int]:
+    """The host uid/gid that the container's root maps to (0, 0 without a user namespace)."""
+
+    def lookup(maps: list[dict[str, int]]) -> int:
+        for m in maps:
+            if m["containerID"] <= 0 < m["containerID"] + m["size"] or m["containerID"] == 0:
+                return int(m["hostID"]) - int(m["containerID"])
+        return 0
+
+    return lookup(linux.get("uidMappings") or []), lookup(linux.get("gidMappings") or [])
 
 
 def _close_all(fds: Any) -> None:
