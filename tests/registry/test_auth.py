@@ -74,7 +74,8 @@ def test_basic_auth_challenge_and_credentials(basic_reg: RegistryProcess) -> Non
         r = c.get("/v2/")
         assert r.status_code == 401 and code(r) == "UNAUTHORIZED"
         assert r.headers["www-authenticate"].startswith("Basic realm=")
-        for bad in (basic("alice", "nope"), basic("mallory", "x"), basic("carol", "plaintext-style-entries-are-refused"),
+        for bad in (basic("alice", "nope"), basic("mallory", "x"),
+                    basic("carol", "plaintext-style-entries-are-refused"),
                     {"Authorization": "Basic !!!"}):
             assert c.get("/v2/", headers=bad).status_code == 401
         assert c.get("/v2/", headers=basic("alice", "wonderland")).status_code == 200
