@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
-import signal
 
 from berth.errors import BerthError, InvalidArgument, NotFound
 
 from . import fs
+
+SIGKILL = 9  # not signal.SIGKILL: importing signal (and enum) costs milliseconds per start
 
 
 class ManagerBase:
     """Common behaviour; subclasses provide the hierarchy-specific parts."""
 
     version: str
-    path: str
+    path: str  # in the hierarchy, as /proc/<pid>/cgroup shows it: "/docker/<id>"
+    dir: str  # its absolute directory (v1: in the devices hierarchy, runc's reference)
+    root: str
     paths: dict[str, str]
 
     # --- provided by subclasses -------------------------------------------------------------
@@ -41,7 +44,7 @@ class ManagerBase:
 
     # --- shared -----------------------------------------------------------------------------
     def exists(self) -> bool:
-        return os.path.isdir(self.path)
+        return os.path.isdir(self.dir)
 
     def procs_files(self) -> list[str]:
         return [os.path.join(d, "cgroup.procs") for d in dict.fromkeys(self.paths.values())]
@@ -71,8 +74,8 @@ class ManagerBase:
         in between is missed; it is thawed again unless it was paused before (SIGKILL always thaws:
         a v1-frozen task cannot act on it)."""
         if not self.exists():
-            raise NotFound(f"cgroup {self.path} does not exist")
-        kill_file = self._kill_file() if sig == signal.SIGKILL else None
+            raise NotFound(f"cgroup {self.dir} does not exist")
+        kill_file = self._kill_file() if sig == SIGKILL else None
         if kill_file is not None:
             try:
                 fs.write(kill_file, "1")
@@ -95,5 +98,5 @@ class ManagerBase:
                 except ProcessLookupError:
                     pass
         finally:
-            if frozen_here and (not was_frozen or sig == signal.SIGKILL):
+            if frozen_here and (not was_frozen or sig == SIGKILL):
                 self.thaw()

@@ -1,16 +1,20 @@
 """Reading and writing cgroup files, with runc's error wording, and undo for `apply`.
 
 Every value goes out in one write(2): the kernel parses each write as one value, so a buffered
-writer that split it would corrupt it."""
+writer that split it would corrupt it. Files are opened with O_TRUNC, as a shell's ">" does: the
+kernel ignores it, and a fake tree of plain files (tests) then holds exactly the value written."""
 
 from __future__ import annotations
 
 import errno
 import os
 import time
-from collections.abc import Callable
 
 from berth.errors import BerthError, InvalidArgument, NotFound
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this is on the container start path
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class CgroupError(BerthError):
@@ -37,6 +41,9 @@ def go_quote(value: str) -> str:
     """Go's %q for the short strings we write."""
     body = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
     return f'"{body}"'
+
+
+_WRITE = os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC
 
 
 def read(path: str) -> str:
@@ -66,7 +73,7 @@ def read_or(path: str, default: str | None = None) -> str | None:
 
 def write_raw(path: str, value: str) -> None:
     """One write(2) of `value`; OSError as the kernel gave it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(path, _WRITE)
     try:
         os.write(fd, value.encode())
     finally:
@@ -76,7 +83,7 @@ def write_raw(path: str, value: str) -> None:
 def write(path: str, value: str) -> None:
     """Write one value; a refusal raises CgroupWriteError worded as runc's."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = os.open(path, _WRITE)
     except OSError as e:
         err = e.errno or errno.EIO
         raise CgroupWriteError(f"open {path}: {go_strerror(err)}", path, value, err) from None

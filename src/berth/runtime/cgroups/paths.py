@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-from typing import NamedTuple
 
 # Every v1 hierarchy runc joins, in runc's order; those not mounted are skipped (except devices:
 # without it there is no device isolation, so it is required). "" is the hybrid cgroup2 tree.
@@ -25,11 +24,16 @@ V1_SUBSYSTEMS = (
 )
 
 
-class Mount(NamedTuple):
-    mountpoint: str
-    root: str  # the path inside the hierarchy that is mounted there ("/" unless nested)
-    fstype: str  # "cgroup" or "cgroup2"
-    options: tuple[str, ...]  # super options: the controllers for v1, e.g. ("rw", "cpu")
+class Mount:
+    """One line of mountinfo, the fields we need."""
+
+    __slots__ = ("fstype", "mountpoint", "options", "root")
+
+    def __init__(self, mountpoint: str, root: str, fstype: str, options: tuple[str, ...]) -> None:
+        self.mountpoint = mountpoint
+        self.root = root  # the path inside the hierarchy that is mounted there ("/" unless nested)
+        self.fstype = fstype  # "cgroup" or "cgroup2"
+        self.options = options  # super options: the controllers for v1, e.g. ("rw", "cpu")
 
 
 def clean_path(path: str) -> str:

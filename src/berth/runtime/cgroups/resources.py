@@ -5,12 +5,16 @@ that does not exist, a limit below current usage) are refused by the kernel and 
 
 from __future__ import annotations
 
-import math
-import re
-
 from berth.errors import InvalidArgument, NotImplementedYet
 
-_CPU_LIST = re.compile(r"^\s*(\d+(-\d+)?)(,\d+(-\d+)?)*\s*$")
+
+def _is_cpu_list(value: str) -> bool:
+    """ "0-3,5" syntax (no `re`: this module is on the container start path)."""
+    for part in value.strip().split(","):
+        lo, dash, hi = part.partition("-")
+        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())):
+            return False
+    return True
 
 
 def section(resources: dict, name: str) -> dict:
@@ -46,7 +50,7 @@ def get_str(d: dict, key: str, where: str) -> str | None:
 def get_cpu_list(d: dict, key: str) -> str | None:
     """cpu.cpus / cpu.mems: "0-3,5". The syntax is checked here; which CPUs exist, by the kernel."""
     value = get_str(d, key, "cpu")
-    if value is not None and not _CPU_LIST.match(value):
+    if value is not None and not _is_cpu_list(value):
         raise InvalidArgument(f"invalid value for cpuset {key}: {value!r}")
     return value
 
@@ -82,6 +86,8 @@ def shares_to_weight(shares: int) -> int:
         return 1
     if shares >= 262144:
         return 10000
+    import math  # here, not at the top: only v2 needs it
+
     lg = math.log2(shares)
     return math.ceil(10 ** ((lg * lg + 125 * lg) / 612.0 - 7.0 / 34.0))
 

@@ -28,11 +28,16 @@ _UNLIMITED_PIDS = 2**64 - 1
 class V1Manager(ManagerBase):
     version = "v1"
 
-    def __init__(self, paths: dict[str, str], mountpoints: dict[str, str]) -> None:
+    def __init__(self, paths: dict[str, str], mountpoints: dict[str, str], root: str = "/sys/fs/cgroup") -> None:
         """`paths`: subsystem -> cgroup directory; `mountpoints`: subsystem -> hierarchy mount."""
+        if not paths:
+            raise fs.CgroupError("no cgroup v1 hierarchy is mounted")
         self.paths = paths
+        self.root = os.path.normpath(root)
         # runc's reference hierarchy for "does it exist" and "which pids" is devices
-        self.path = paths.get("devices") or next(iter(paths.values()))
+        ref = "devices" if "devices" in paths else next(iter(paths))
+        self.dir = paths[ref]
+        self.path = "/" + os.path.relpath(self.dir, mountpoints.get(ref, os.path.dirname(self.dir)))
         self._mountpoints = mountpoints
         self.warnings: list[str] = []
 
@@ -75,7 +80,7 @@ class V1Manager(ManagerBase):
             raise fs.CgroupError(f"Failed to remove paths: map[{listing}]")
 
     def pids(self) -> list[int]:
-        return fs.all_pids(self.path)
+        return fs.all_pids(self.dir)
 
     # --- freezer ----------------------------------------------------------------------------
     def _freezer(self) -> str:
@@ -342,7 +347,7 @@ class V1Manager(ManagerBase):
 
     def stats(self) -> dict:
         if not self.exists():
-            raise NotFound(f"cgroup {self.path} does not exist")
+            raise NotFound(f"cgroup {self.dir} does not exist")
         return {
             "memory_stats": self._memory_stats(),
             "cpu_stats": self._cpu_stats(),

@@ -23,9 +23,9 @@ from .resources import (
     weight_devices,
 )
 
-# Enabled for the container's cgroup when its ancestors offer them; stats need them even without
-# limits. (runc enables everything available; hugetlb, rdma and misc are enabled on demand here,
-# for `unified` keys, so that a create never changes the host's root for nothing.)
+# Delegated down to the container's cgroup when its ancestors offer them: limits and stats need
+# them. runc enables every available controller; berth leaves hugetlb, rdma and misc (which it sets
+# no limits for) as the host has them, so a create never changes a hybrid host's cgroup2 root.
 _CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids")
 _UNLIMITED = 2**64 - 1
 
@@ -33,14 +33,15 @@ _UNLIMITED = 2**64 - 1
 class V2Manager(ManagerBase):
     version = "v2"
 
-    def __init__(self, path: str, root: str) -> None:
-        self.path = path
-        self.paths = {"": path}
-        self._root = os.path.normpath(root)
+    def __init__(self, directory: str, root: str) -> None:
+        self.root = os.path.normpath(root)
+        self.dir = os.path.normpath(directory)
+        self.path = "/" + os.path.relpath(self.dir, self.root)
+        self.paths = {"": self.dir}
         self.warnings: list[str] = []
 
     def _file(self, name: str) -> str:
-        return os.path.join(self.path, name)
+        return os.path.join(self.dir, name)
 
     # --- lifecycle --------------------------------------------------------------------------
     def create(self) -> None:
@@ -48,9 +49,9 @@ class V2Manager(ManagerBase):
         (a child only gets the controllers its parent delegates). Levels made here are removed
         again if a later one fails."""
         made: list[str] = []
-        cur = self._root
+        cur = self.root
         try:
-            for part in os.path.relpath(self.path, self._root).split("/"):
+            for part in os.path.relpath(self.dir, self.root).split("/"):
                 _enable(cur, _CONTROLLERS)
                 cur = os.path.join(cur, part)
                 try:
@@ -64,12 +65,12 @@ class V2Manager(ManagerBase):
             raise fs.CgroupError(f"mkdir {cur}: {fs.go_strerror(e.errno or errno.EIO)}") from None
 
     def destroy(self) -> None:
-        err = fs.remove_tree(self.path)
+        err = fs.remove_tree(self.dir)
         if err:
-            raise fs.CgroupError(f"Failed to remove paths: map[:{self.path}: {fs.go_strerror(err)}]")
+            raise fs.CgroupError(f"Failed to remove paths: map[:{self.dir}: {fs.go_strerror(err)}]")
 
     def pids(self) -> list[int]:
-        return fs.all_pids(self.path)
+        return fs.all_pids(self.dir)
 
     # --- freezer ----------------------------------------------------------------------------
     def _frozen_event(self) -> bool:
@@ -221,35 +222,24 @@ class V2Manager(ManagerBase):
             raise InvalidArgument(f"unified resource {key!r} must be in the form CONTROLLER.PARAMETER")
         f = self._file(key)
         if not os.path.exists(f) and controller != "cgroup":
-            parent = os.path.dirname(self.path)
-            available = (fs.read_or(os.path.join(parent, "cgroup.controllers"), "") or "").split()
-            if controller not in available:
+            enabled = (fs.read_or(self._file("cgroup.controllers"), "") or "").split()
+            if controller not in enabled:
                 raise InvalidArgument(f"unified resource {key!r} can't be set: controller {controller!r} not available")
-            self._enable_for_me(controller, txn)
         try:
             txn.write(f, value)
         except fs.CgroupWriteError as e:
             msg = f"unable to set unified resource {key!r}: {e}"
             raise fs.CgroupWriteError(msg, e.path, e.value, e.errno) from None
 
-    def _enable_for_me(self, controller: str, txn: fs.Txn) -> None:
-        """Delegate a controller down every level from the root to this cgroup, undoably."""
-        cur = self._root
-        for part in os.path.relpath(self.path, self._root).split("/"):
-            stc = os.path.join(cur, "cgroup.subtree_control")
-            if controller not in (fs.read_or(stc, "") or "").split():
-                txn.write(stc, "+" + controller, restore="-" + controller)
-            cur = os.path.join(cur, part)
-
     # --- accounting -------------------------------------------------------------------------
     def oom_kill_count(self) -> int:
         if not self.exists():
-            raise NotFound(f"cgroup {self.path} does not exist")
+            raise NotFound(f"cgroup {self.dir} does not exist")
         return fs.parse_kv(fs.read_or(self._file("memory.events"), "") or "").get("oom_kill", 0)
 
     def stats(self) -> dict:
         if not self.exists():
-            raise NotFound(f"cgroup {self.path} does not exist")
+            raise NotFound(f"cgroup {self.dir} does not exist")
         return {
             "memory_stats": self._memory_stats(),
             "cpu_stats": self._cpu_stats(),
