@@ -8,8 +8,12 @@ filter, the directory is only used if it belongs to us and nobody else can write
 
 from __future__ import annotations
 
-import hashlib
 import os
+
+try:  # the builtin module: importing hashlib loads OpenSSL, ~3 ms on the container-start path
+    from _sha256 import sha256
+except ImportError:  # Python >= 3.12 renamed it
+    from hashlib import sha256
 
 DEFAULT_DIR = "/var/cache/berth/seccomp"
 ENV = "BERTH_SECCOMP_CACHE"
@@ -37,7 +41,7 @@ def get(key: str, cache_dir: str) -> bytes | None:
     except OSError:
         return None
     digest, bpf = data[:32], data[32:]
-    if not bpf or len(bpf) % 8 or hashlib.sha256(bpf).digest() != digest:
+    if not bpf or len(bpf) % 8 or sha256(bpf).digest() != digest:
         return None
     _remember(key, bpf)
     return bpf
@@ -55,7 +59,7 @@ def put(key: str, bpf: bytes, cache_dir: str) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(hashlib.sha256(bpf).digest() + bpf)
+                f.write(sha256(bpf).digest() + bpf)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, os.path.join(cache_dir, key + ".bpf"))

@@ -10,16 +10,18 @@ front of deny-by-default filters (see enosys.py).
 
 from __future__ import annotations
 
+import _json
 import errno
-import hashlib
-import json
 import os
-from typing import Any
 
 from berth.errors import InvalidArgument
-from berth.runtime.seccomp import cache, enosys
+from berth.runtime.seccomp import cache
 from berth.runtime.seccomp import libseccomp as scmp
 from berth.runtime.seccomp.load import flag_bits
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module is on the container-start path
+if TYPE_CHECKING:
+    from typing import Any
 
 _FORMAT = 1  # bump when the BPF berth produces for the same input changes
 
@@ -34,14 +36,26 @@ def compile_bpf(oci_seccomp: dict[str, Any], *, cache_dir: str | None = None) ->
     _validate(oci_seccomp)
     ident = {"format": _FORMAT, "libseccomp": scmp.version(), "native": scmp.lib().seccomp_arch_native(),
              "seccomp": oci_seccomp}
-    canonical = json.dumps(ident, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    key = hashlib.sha256(canonical.encode()).hexdigest()
+    key = cache.sha256(_canonical(ident).encode()).hexdigest()
     where = cache.directory(cache_dir)
     bpf = cache.get(key, where)
     if bpf is None:
         bpf = _compile(oci_seccomp)
         cache.put(key, bpf, where)
     return bpf
+
+
+def _no_default(o: object) -> object:
+    raise InvalidArgument(f"seccomp: {type(o).__name__} is not a JSON value")
+
+
+# json.dumps(sort_keys=True, separators=(",", ":")) without importing json (which pulls in re and enum):
+# the same C encoder the stdlib uses.
+_encoder = _json.make_encoder(None, _no_default, _json.encode_basestring_ascii, None, ":", ",", True, False, True)
+
+
+def _canonical(obj: object) -> str:
+    return "".join(_encoder(obj, 0))
 
 
 def _validate(oci: dict[str, Any]) -> None:
@@ -121,6 +135,8 @@ def _compile(oci: dict[str, Any]) -> bytes:
     finally:
         lib.seccomp_release(ctx)
     if _wants_enosys_stub(oci):
+        from berth.runtime.seccomp import enosys  # only when compiling, not on a cache hit
+
         program = enosys.stub(_largest_syscalls(lib, tokens, calls)) + program
     return program
 

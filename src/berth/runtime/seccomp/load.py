@@ -9,10 +9,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Iterable
 
 from berth.errors import InvalidArgument
 from berth.runtime.linux import syscalls as sc
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module runs in every container's init
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 SECCOMP_SET_MODE_FILTER = 1
 # linux/seccomp.h; the OCI spec's `linux.seccomp.flags` names. runc knows these three.
