@@ -10,13 +10,11 @@ import json
 import os
 import ssl
 import subprocess
-from collections.abc import Iterator
 
-import bcrypt
 import httpx
 import pytest
 
-from tests import leaks
+from tests.registry.conftest import start_registry
 from tests.registry.helpers import RegistryProcess, layout, run
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -34,39 +32,6 @@ def basic(user: str, pw: str) -> dict[str, str]:
 
 def code(r: httpx.Response) -> str:
     return str(r.json()["errors"][0]["code"])
-
-
-@pytest.fixture(scope="module")
-def users(tmp_path_factory: pytest.TempPathFactory) -> str:
-    d = tmp_path_factory.mktemp("auth")
-    path = d / "htpasswd"
-    lines = [f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=4)).decode()}"
-             for u, p in (("alice", "wonderland"), ("bob", "builder"))]
-    lines.append("carol:{SHA}plaintext-style-entries-are-refused")
-    path.write_text("\n".join(lines) + "\n")
-    (d / "acl").write_text("alice * pull,push,delete\nalice catalog *\nbob team/* pull\n* public/* pull\n")
-    return str(d)
-
-
-def _start(root: str, *args: str) -> Iterator[RegistryProcess]:
-    reg = RegistryProcess(root, list(args)).start()
-    assert reg.proc is not None
-    leaks.allow_pid(reg.proc.pid)
-    yield reg
-    pid = reg.proc.pid
-    reg.stop()
-    leaks.disallow_pid(pid)
-
-
-@pytest.fixture(scope="module")
-def basic_reg(users: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    yield from _start(str(tmp_path_factory.mktemp("basic")), "--htpasswd", f"{users}/htpasswd", "--acl", f"{users}/acl")
-
-
-@pytest.fixture(scope="module")
-def token_reg(users: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    yield from _start(str(tmp_path_factory.mktemp("token")), "--htpasswd", f"{users}/htpasswd", "--acl",
-                      f"{users}/acl", "--token-realm", "/token", "--token-service", "test-registry")
 
 
 def test_basic_auth_challenge_and_credentials(basic_reg: RegistryProcess) -> None:
@@ -178,7 +143,7 @@ def test_tls_with_a_given_certificate(tmp_path) -> None:  # type: ignore[no-unty
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                     "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)
-    it = _start(str(tmp_path / "root"), "--tls-cert", str(cert), "--tls-key", str(key))
+    it = start_registry(str(tmp_path / "root"), "--tls-cert", str(cert), "--tls-key", str(key))
     reg = next(it)
     try:
         assert reg.url.startswith("https://")
