@@ -212,26 +212,26 @@ def all_pids(directory: str) -> list[int]:
     return out
 
 
-def _rmdir(path: str, retry: bool) -> int:
-    """rmdir, retrying EBUSY with backoff (tasks still exiting); returns 0 or the errno."""
+def _rmdir(path: str, deadline: float) -> int:
+    """rmdir, retrying EBUSY (tasks still exiting) with backoff until `deadline`; 0 or the errno."""
     delay = 0.001
-    for _ in range(11 if retry else 1):
+    while True:
         try:
             os.rmdir(path)
             return 0
         except FileNotFoundError:
             return 0
         except OSError as e:
-            if e.errno != errno.EBUSY or not retry:
+            if e.errno != errno.EBUSY or time.monotonic() + delay > deadline:
                 return e.errno or errno.EIO
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
-    return errno.EBUSY
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
-def remove_tree(path: str) -> int:
-    """runc's RemovePath: remove a cgroup and its sub-cgroups, children first; 0 or an errno."""
-    if _rmdir(path, retry=False) == 0:
+def remove_tree(path: str, deadline: float = 0.0) -> int:
+    """runc's RemovePath: remove a cgroup and its sub-cgroups, children first; 0 or an errno.
+    EBUSY is retried until `deadline` (time.monotonic), shared by all the hierarchies of a destroy."""
+    if _rmdir(path, 0.0) == 0:
         return 0
     try:
         with os.scandir(path) as it:
@@ -241,10 +241,13 @@ def remove_tree(path: str) -> int:
     except OSError as e:
         return e.errno or errno.EIO
     for sub in subdirs:
-        err = remove_tree(sub)
+        err = remove_tree(sub, deadline)
         if err:
             return err
-    return _rmdir(path, retry=True)
+    return _rmdir(path, deadline)
+
+
+DESTROY_RETRY = 1.0  # seconds a destroy waits for exiting tasks to leave (runc: ~1 s of backoff)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:

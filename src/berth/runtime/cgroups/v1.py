@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 from berth.errors import InvalidArgument, NotFound
 
@@ -71,8 +72,9 @@ class V1Manager(ManagerBase):
 
     def destroy(self) -> None:
         failed = {}
+        deadline = time.monotonic() + fs.DESTROY_RETRY
         for sub, d in self.paths.items():
-            err = fs.remove_tree(d)
+            err = fs.remove_tree(d, deadline)
             if err:
                 failed[sub or "unified"] = f"{d}: {fs.go_strerror(err)}"
         if failed:

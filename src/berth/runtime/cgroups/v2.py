@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 from berth.errors import InvalidArgument, NotFound
 
@@ -18,6 +19,7 @@ from .resources import (
     section,
     shares_to_weight,
     swap_to_v2,
+    swappiness,
     throttle_devices,
     v2_num,
     weight_devices,
@@ -65,7 +67,7 @@ class V2Manager(ManagerBase):
             raise fs.CgroupError(f"mkdir {cur}: {fs.go_strerror(e.errno or errno.EIO)}") from None
 
     def destroy(self) -> None:
-        err = fs.remove_tree(self.dir)
+        err = fs.remove_tree(self.dir, time.monotonic() + fs.DESTROY_RETRY)
         if err:
             raise fs.CgroupError(f"Failed to remove paths: map[:{self.dir}: {fs.go_strerror(err)}]")
 
@@ -131,7 +133,7 @@ class V2Manager(ManagerBase):
         limit = get_int(mem, "limit", "memory") or 0
         swap = get_int(mem, "swap", "memory") or 0
         reservation = get_int(mem, "reservation", "memory") or 0
-        # swappiness and disableOOMKiller have no v2 files: runc ignores them there too
+        swappiness(mem)  # checked, then ignored: no v2 file (runc ignores it, and disableOOMKiller, too)
         if not (limit or swap or reservation):
             return
         if mem.get("checkBeforeUpdate"):
