@@ -62,16 +62,25 @@ def mark(storage: Storage) -> set[Digest]:
 
 async def collect(storage: Storage, uploads: Uploads | None = None, grace: float = 3600.0) -> GcStats:
     """One mark-and-sweep pass; safe to run while the registry serves pushes and pulls."""
-    start = time.time()
-    cutoff = start - grace
-    stats = GcStats()
+    cutoff = time.time() - grace
     live = await asyncio.to_thread(mark, storage)
-    stats.live = len(live)
+    stats = await sweep(storage, live, cutoff)
+    if uploads is not None:
+        stats.uploads = uploads.purge(UPLOAD_MAX_AGE)
+    log.info("gc: %d live, %d blobs deleted (%d bytes), %d links, %d uploads purged",
+             stats.live, stats.deleted, stats.freed, stats.links, stats.uploads)
+    return stats
+
+
+async def sweep(storage: Storage, live: set[Digest], cutoff: float) -> GcStats:
+    """Delete blobs not in `live` and untouched since `cutoff`, and the repository links to them."""
+    stats = GcStats(live=len(live))
     candidates = await asyncio.to_thread(lambda: [(d, p) for d, p in storage.iter_blobs() if d not in live])
     deleted: set[Digest] = set()
     for i, (d, path) in enumerate(candidates):
         if i % _BATCH == _BATCH - 1:
             await asyncio.sleep(0)
+        # no await between this stat and the unlink: a handler touching the blob runs before or after both
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -91,10 +100,6 @@ async def collect(storage: Storage, uploads: Uploads | None = None, grace: float
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(link)
                     stats.links += 1
-    if uploads is not None:
-        stats.uploads = uploads.purge(UPLOAD_MAX_AGE)
-    log.info("gc: %d live, %d blobs deleted (%d bytes), %d links, %d uploads purged",
-             stats.live, stats.deleted, stats.freed, stats.links, stats.uploads)
     return stats
 
 
