@@ -55,6 +55,7 @@ class Child:
         os.close(res_w)
         self.pid = pid
         self.status: int | None = None
+        self.hold = b""
 
     def go(self) -> None:
         os.write(self._go_w, b"g")
@@ -116,6 +117,7 @@ def _spin(child: Child, arg: int | str) -> str:
 
 def _alloc(child: Child, arg: int | str) -> str:
     data = b"x" * int(arg)  # bytes * n writes every page: the memory is really charged
+    child.hold = data  # and stays charged while the child waits
     return f"allocated {len(data)}"
 
 

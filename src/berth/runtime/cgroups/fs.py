@@ -149,7 +149,12 @@ class Txn:
 
     def write(self, path: str, value: str, restore: str | None = None) -> None:
         """Write `value`; on rollback write back `restore`, or the value read before writing."""
-        old = restore if restore is not None else read_or(path)
+        old = restore
+        if old is None:
+            try:
+                old = read(path)
+            except OSError:
+                old = None  # write-only or missing: nothing to restore (the write may still work)
         write_lines(path, value)
         if old is not None:
             self._undo.append(lambda: write_lines(path, old.strip() or old))
