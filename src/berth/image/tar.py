@@ -136,6 +136,18 @@ class TarReader:
             n -= k
         self._left = 0
 
+    def iter_data(self) -> Iterator[memoryview]:
+        """The current entry's data in chunks (views valid until the next call)."""
+        n = self._left
+        while n > 0:
+            if self._pos >= len(self._buf) and not self._more(1):
+                raise TarError(f"{self.current}: unexpected end of archive (truncated)")
+            k = min(n, len(self._buf) - self._pos)
+            yield memoryview(self._buf)[self._pos:self._pos + k]
+            self._pos += k
+            n -= k
+            self._left = n
+
     def read_data(self, limit: int = _META_LIMIT) -> bytes:
         if self._left > limit:
             raise TarError(f"{self.current}: entry of {self._left} bytes is too large to read in memory")
