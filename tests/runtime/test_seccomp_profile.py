@@ -229,3 +229,10 @@ def test_plain_architectures_and_passthrough() -> None:
                                                ("5.10rc1", (5, 10)), ("4.8", (4, 8))])
 def test_parse_kernel(release: str, want: tuple[int, int]) -> None:
     assert parse_kernel(release) == want
+
+
+def test_regenerate_command(docker: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    assert compact.main([DOCKER_FILE]) == 0
+    with open(BERTH_FILE) as f:
+        assert capsys.readouterr().out == f.read()
+    assert compact.main([]) == 2
