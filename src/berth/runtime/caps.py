@@ -14,10 +14,13 @@ capabilities (PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set).
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterable, Mapping
 
 from berth.errors import InvalidArgument
 from berth.runtime.linux import syscalls as sc
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module is imported by every container's init
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 # Bit numbers from linux/capability.h.
 CAPS: dict[str, int] = {
