@@ -27,7 +27,7 @@ log = logging.getLogger("berth.registry")
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 JSON = ("Content-Type", "application/json")
-_READ = 1 << 20           # chunk size when streaming blobs out
+_READ = 4 << 20           # chunk size when streaming blobs out (fewer, larger writes)
 _SMALL = 1 << 20          # blobs up to this size are sent in one write
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _STATUS_CODES = {400: "UNSUPPORTED", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 405: "UNSUPPORTED",
