@@ -169,8 +169,10 @@ def _hash_file(path: str, algorithm: str) -> str:
 
 
 def _fsync(path: str) -> None:
+    # data only: the rename that publishes the blob is what makes it visible, and a crash before
+    # the data is on disk must never leave a digest-named file with other bytes
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
+        os.fdatasync(fd)
     finally:
         os.close(fd)
