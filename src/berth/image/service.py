@@ -29,11 +29,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.image import archive, ops
 from berth.image import inspect as shapes
 from berth.image.apply import apply_tar
+from berth.image.archive import LoadResult
 from berth.image.stream import VerifiedStream
 from berth.oci import mediatypes as mt
 from berth.oci import reference
@@ -610,3 +612,43 @@ class ImageService:
         layers_size = sum(layer.size for layer in self.meta.layers())
         blobs_size = sum(s for _, s in self.content.walk())
         return {"LayersSize": layers_size, "Images": images, "BlobsSize": blobs_size}
+
+    # -- operations (see ops.py and archive.py) -------------------------------------------------------
+    def load(self, fileobj: BinaryIO) -> LoadResult:
+        """`docker load` of a tarball stream (Docker 25+ or legacy `docker save`, or an OCI layout tar)."""
+        return archive.load(self, fileobj)
+
+    def load_dir(self, path: str) -> LoadResult:
+        """Load an OCI image layout directory."""
+        return archive.load(self, path=path)
+
+    def save(self, names: list[str], out: BinaryIO) -> None:
+        archive.save(self, names, out)
+
+    def iter_save(self, names: list[str]) -> Iterator[bytes]:
+        return archive.iter_save(self, names)
+
+    def import_image(self, src: BinaryIO | str, changes: list[str] | None = None, ref: str | None = None,
+                     message: str = "", platform: str | None = None) -> str:
+        return ops.import_image(self, src, changes, ref, message, platform)
+
+    def export_image(self, ref: str, out: BinaryIO) -> None:
+        ops.export_image(self, ref, out)
+
+    def export_container(self, container_id: str, out: BinaryIO) -> None:
+        ops.export_container(self, container_id, out)
+
+    def changes(self, container_id: str) -> list[dict[str, object]]:
+        return ops.changes(self, container_id)
+
+    def diff_tar(self, container_id: str, out: BinaryIO) -> None:
+        ops.diff_tar(self, container_id, out)
+
+    def rw_size(self, container_id: str) -> int:
+        return ops.rw_size(self, container_id)
+
+    def commit(self, container_id: str, *, changes: list[str] | None = None, ref: str | None = None,
+               message: str = "", author: str = "", config: dict[str, Any] | None = None,
+               created_by: str = "") -> str:
+        return ops.commit(self, container_id, changes_=changes, ref=ref, message=message, author=author,
+                          config=config, created_by=created_by)
