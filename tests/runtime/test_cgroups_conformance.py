@@ -298,6 +298,12 @@ def cg(backend: Backend, tmp_path: object) -> Iterator[cgroups.CgroupManager]:
         m.destroy()
 
 
+def kernel_says_frozen(m: cgroups.CgroupManager) -> bool:
+    if m.version == "v1":
+        return fs.read(os.path.join(m.paths["freezer"], "freezer.state")).strip() == "FROZEN"
+    return fs.parse_kv(fs.read(os.path.join(m.dir, "cgroup.events"))).get("frozen") == 1
+
+
 def join(m: cgroups.CgroupManager, child: Child) -> None:
     m.add_pid(child.pid)
     child.go()
@@ -437,6 +443,22 @@ def test_freeze_stops_a_busy_process_and_thaw_resumes_it(backend: Backend, cg: c
     cg.thaw()
     assert not cg.is_frozen()
     assert fs.wait_until(lambda: c.count() > n, 5.0)
+
+
+def test_freeze_returns_only_once_every_process_is_frozen(backend: Backend, cg: cgroups.CgroupManager,
+                                                          children: Callable[..., Child]) -> None:
+    """With more spinners than CPUs, freezing takes the kernel a few scheduler ticks: a freeze
+    that returned after writing the request would be caught here mid-way."""
+    need(backend, "freeze", "real")
+    spinners = [children("spin") for _ in range(6)]
+    for c in spinners:
+        join(cg, c)
+    assert fs.wait_until(lambda: all(c.count() > 0 for c in spinners), 10.0)
+    for _ in range(3):
+        cg.freeze()
+        assert kernel_says_frozen(cg)
+        cg.thaw()
+        assert not cg.is_frozen()
 
 
 def test_kill_all_signals_every_process(backend: Backend, cg: cgroups.CgroupManager,

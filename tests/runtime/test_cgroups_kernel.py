@@ -112,21 +112,29 @@ def test_memory_limit_below_usage_is_refused_in_runc_words(v1: cgroups.CgroupMan
     assert v1file(v1, "memory", "memory.swappiness") == "0"
 
 
+FILES = (("memory", "memory.limit_in_bytes"), ("memory", "memory.memsw.limit_in_bytes"), ("cpu", "cpu.shares"),
+         ("cpu", "cpu.cfs_period_us"), ("cpuset", "cpuset.cpus"), ("devices", "devices.list"), ("pids", "pids.max"))
+
+
 def test_a_refused_value_changes_nothing(v1: cgroups.CgroupManager) -> None:
-    """A CPU that does not exist is only known to the kernel: memory, cpu and pids written before
-    it are restored, and the error names the file and value."""
-    before = {f: v1file(v1, sub, f) for sub, f in (("memory", "memory.limit_in_bytes"), ("cpu", "cpu.shares"),
-                                                   ("cpuset", "cpuset.cpus"), ("pids", "pids.max"))}
+    """A CPU period under 1 ms is only refused by the kernel, after cpuset, devices, memory and
+    shares were written: they are all restored, and the error names the file and the value."""
+    before = {f: v1file(v1, sub, f) for sub, f in FILES}
+    with pytest.raises(CgroupWriteError) as info:
+        v1.apply({"memory": {"limit": 64 * MiB, "swap": 128 * MiB}, "cpu": {"shares": 512, "period": 500, "cpus": "0"},
+                  "devices": [{"allow": False, "access": "rwm"}], "pids": {"limit": 5}})
+    path = os.path.join(v1.paths["cpu"], "cpu.cfs_period_us")
+    assert str(info.value) == f'failed to write "500": write {path}: invalid argument'
+    assert {f: v1file(v1, sub, f) for sub, f in FILES} == before
+
+
+def test_a_cpu_that_does_not_exist_is_refused_in_runc_words(v1: cgroups.CgroupManager) -> None:
     bad_cpu = str((os.cpu_count() or 1) + 64)
     with pytest.raises(CgroupWriteError) as info:
-        v1.apply({"memory": {"limit": 64 * MiB}, "cpu": {"shares": 512, "cpus": f"0,{bad_cpu}"},
-                  "pids": {"limit": 5}})
+        v1.apply({"cpu": {"cpus": f"0,{bad_cpu}"}})
     path = os.path.join(v1.paths["cpuset"], "cpuset.cpus")
     assert re.fullmatch(rf'failed to write "0,{bad_cpu}": write {path}: (invalid argument|numerical result out of '
                         rf'range)', str(info.value))
-    after = {f: v1file(v1, sub, f) for sub, f in (("memory", "memory.limit_in_bytes"), ("cpu", "cpu.shares"),
-                                                  ("cpuset", "cpuset.cpus"), ("pids", "pids.max"))}
-    assert after == before
 
 
 def test_cpu_shares_out_of_range_is_refused_and_undone(v1: cgroups.CgroupManager) -> None:
