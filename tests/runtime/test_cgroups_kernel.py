@@ -264,8 +264,8 @@ def test_stats_on_v1_use_the_kernel_names(v1: cgroups.CgroupManager, children: C
 
 
 # --- runc's path rules, seen from a process inside a real cgroup -------------------------------
-def _in_cgroup(m: cgroups.CgroupManager, code: str) -> dict:
-    """Fork a child, move it into `m`, then let it run `code` (which sets `out`); return `out`."""
+def _in_cgroup(m: cgroups.CgroupManager, code: str) -> list:
+    """Fork a child, move it into `m`, then let it run `code` (which sets the list `out`); return it."""
     go_r, go_w = os.pipe()
     res_r, res_w = os.pipe()
     pid = os.fork()
@@ -291,7 +291,8 @@ def _in_cgroup(m: cgroups.CgroupManager, code: str) -> dict:
         os.close(go_w)
         os.close(res_r)
         os.waitpid(pid, 0)
-    return json.loads(data)  # type: ignore[no-any-return]
+    out: list = json.loads(data)
+    return out
 
 
 def test_relative_and_default_paths_on_v1_follow_the_runtimes_own_cgroup(v1: cgroups.CgroupManager) -> None:

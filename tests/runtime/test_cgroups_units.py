@@ -166,7 +166,8 @@ def test_cpu_list_syntax() -> None:
 
 def test_unsupported_sections_fail_loudly() -> None:
     resources.check_unsupported({"hugepageLimits": [], "network": {}})
-    for res in ({"rdma": {"mlx": {}}}, {"network": {"classID": 1}}, {"hugepageLimits": [{"pageSize": "2MB"}]}):
+    cases: list[dict] = [{"rdma": {"mlx": {}}}, {"network": {"classID": 1}}, {"hugepageLimits": [{"pageSize": "2MB"}]}]
+    for res in cases:
         with pytest.raises(NotImplementedYet):
             resources.check_unsupported(res)
 
