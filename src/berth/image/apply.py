@@ -322,7 +322,10 @@ class Applier:
         os.utime(base, ns=(e.mtime_ns, e.mtime_ns), dir_fd=pfd, follow_symlinks=False)
 
     def _hardlink(self, e: Entry, base: str, parent: str) -> None:
-        tname = clean_name(e.linkname)
+        try:
+            tname = clean_name(e.linkname)
+        except ApplyError as err:
+            raise ApplyError(f"{e.name}: hard link target {err}") from None
         if not tname:
             raise ApplyError(f"{e.name}: hard link to the root")
         tparent, _, tbase = tname.rpartition("/")
