@@ -104,6 +104,9 @@ def test_chunked_upload_in_order_and_resume_after_416(http: httpx.Client) -> Non
     assert r.status_code == 416 and code(r) == "BLOB_UPLOAD_INVALID"
     r = http.get(loc)
     assert r.status_code == 204 and r.headers["range"] == "0-3999"
+    # a range that disagrees with the body's length is refused too
+    r = http.patch(loc, content=data[4000:5000], headers={"Content-Range": "4000-5999"})
+    assert r.status_code == 416 and http.get(loc).headers["range"] == "0-3999"
     r = http.patch(loc, content=data[4000:8000], headers={"Content-Range": "4000-7999"})
     assert r.status_code == 202
     r = http.put(loc, params={"digest": sha(data)}, content=data[8000:], headers={"Content-Range": "8000-9999"})

@@ -338,7 +338,8 @@ class RegistryApp:
         self._authorize(request, _repo(name, "pull", "push"))
         up = self.uploads.get(name, request.params["uuid"])
         try:
-            await self.uploads.write(up, request.stream(), request.headers.get("content-range"))
+            await self.uploads.write(up, request.stream(), request.headers.get("content-range"),
+                                     request.headers.get("content-length"))
         except rerr.RangeInvalid as e:
             e.headers = self._upload_headers(name, up.uuid, up.range_header)[:-1]
             raise
@@ -353,7 +354,8 @@ class RegistryApp:
             raise rerr.DigestInvalid("digest missing")
         d = _digest(digest)
         try:
-            await self.uploads.write(up, request.stream(), request.headers.get("content-range"))
+            await self.uploads.write(up, request.stream(), request.headers.get("content-range"),
+                                     request.headers.get("content-length"))
         except rerr.RangeInvalid as e:
             e.headers = self._upload_headers(name, up.uuid, up.range_header)[:-1]
             raise

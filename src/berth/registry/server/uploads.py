@@ -98,10 +98,15 @@ class Uploads:
         self._live[uuid] = up
         return up
 
-    async def write(self, up: Upload, body: AsyncIterator[bytes], content_range: str | None) -> int:
-        """Append a request body. With Content-Range, the chunk must start at the current offset."""
+    async def write(self, up: Upload, body: AsyncIterator[bytes], content_range: str | None,
+                    content_length: str | None = None) -> int:
+        """Append a request body. With Content-Range, the chunk must start at the current offset
+        (and agree with Content-Length); a refused chunk leaves the upload as it was."""
         if content_range:
-            start, _end = parse_content_range(content_range)
+            start, end = parse_content_range(content_range)
+            if content_length is not None and content_length.isdigit() and int(content_length) != end - start + 1:
+                raise rerr.RangeInvalid(f"Content-Range {content_range!r} does not match Content-Length "
+                                        f"{content_length}")
             if start != up.offset:
                 raise rerr.RangeInvalid(
                     f"chunk starts at {start}, upload is at {up.offset}",
