@@ -157,6 +157,13 @@ def test_cpu_quota_period_and_burst(v1: cgroups.CgroupManager) -> None:
     assert v1file(v1, "cpu", "cpu.cfs_quota_us") == "-1"
 
 
+def test_cpu_realtime_budget(v1: cgroups.CgroupManager) -> None:
+    if not os.path.exists(os.path.join(v1.paths["cpu"], "cpu.rt_runtime_us")):
+        pytest.skip("kernel without RT group scheduling")
+    v1.apply({"cpu": {"realtimePeriod": 500000, "realtimeRuntime": 10000}})
+    assert (v1file(v1, "cpu", "cpu.rt_period_us"), v1file(v1, "cpu", "cpu.rt_runtime_us")) == ("500000", "10000")
+
+
 def test_cpu_quota_throttles_a_busy_process(v1: cgroups.CgroupManager, children: Callable[..., Child]) -> None:
     v1.apply({"cpu": {"quota": 10000, "period": 100000}})  # 10% of one CPU
     c = children("spin")
@@ -204,6 +211,22 @@ def test_device_allow_list(v1: cgroups.CgroupManager, children: Callable[..., Ch
     c = children("open", "/dev/zero")
     join(v1, c)
     assert c.result() == "0"
+
+
+def test_runc_default_devices_keep_the_host_disk_out(v1: cgroups.CgroupManager, children: Callable[..., Child],
+                                                     tmp_path: object) -> None:
+    """With only runc's defaults a container may mknod, but not open, the host's disk."""
+    major, minor = _root_disk()
+    node = os.path.join(str(tmp_path), "disk")
+    os.mknod(node, 0o600 | 0o060000, os.makedev(major, minor))  # a block node for /'s device
+    v1.apply(cgroups.with_runc_defaults({}))
+    assert "c 136:* rwm" in v1file(v1, "devices", "devices.list").splitlines()
+    a = children("open", node)
+    join(v1, a)
+    assert a.result() == str(errno.EPERM)
+    b = children("open", "/dev/ptmx")
+    join(v1, b)
+    assert b.result() == "0"
 
 
 def test_device_rules_are_undone_with_a_refused_apply(v1: cgroups.CgroupManager) -> None:

@@ -263,3 +263,16 @@ def test_txn_rollback_restores_newest_first(tmp_path: Path) -> None:
     assert (a.read_text(), b.read_text(), order) == ("1", "z", ["custom"])
     txn.rollback()  # a second rollback does nothing
     assert a.read_text() == "1"
+
+
+def test_runc_default_devices_are_appended() -> None:
+    res = devices.with_runc_defaults({"devices": [DENY_ALL], "pids": {"limit": 5}})
+    assert res["pids"] == {"limit": 5} and res["devices"][0] == DENY_ALL
+    state = devices.from_oci(res["devices"])
+    assert state.exceptions[("c", -1, -1)] == 4 and state.exceptions[("b", -1, -1)] == 4  # mknod anything
+    assert state.exceptions[("c", 136, -1)] == 7 and state.exceptions[("c", 10, 200)] == 7
+    # no rules at all still means a deny-all allow-list (runc's emulator starts empty)
+    assert devices.from_oci(devices.with_runc_defaults({})["devices"]).default_allow is False
+    # a node the spec defines itself drops the default rule for its path (runc's createDevices)
+    res = devices.with_runc_defaults({}, [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3}])
+    assert ("c", 1, 3) not in devices.from_oci(res["devices"]).exceptions

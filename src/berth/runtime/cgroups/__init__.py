@@ -2,8 +2,12 @@
 
 The OCI runtime process imports this on every container start: stdlib only, nothing heavy.
 
-    m = manager_for(spec["linux"].get("cgroupsPath"), container_id)
-    m.create(); m.apply(spec["linux"].get("resources") or {}); m.add_pid(init_pid)
+    m = manager_for(linux.get("cgroupsPath"), container_id)
+    m.create()
+    m.apply(with_runc_defaults(linux.get("resources") or {}, linux.get("devices")))  # as runc, not rootless
+    m.add_pid(init_pid)       # or the init writes itself into m.procs_files(), opened early
+    ... m.apply(resources)    # `update`: only the fields given change
+    state: m.paths, m.version, m.root -> manager_from_paths(...) in later commands
 
 Errors: a value the kernel refuses raises `CgroupWriteError` (an InvalidArgument) worded as runc's
 ("failed to write \"99\": write /sys/fs/cgroup/cpuset/x/cpuset.cpus: invalid argument") and the
@@ -15,6 +19,7 @@ import os
 
 from berth.errors import InvalidArgument
 
+from .devices import with_runc_defaults
 from .fs import CgroupError, CgroupWriteError
 from .paths import cgroup_mounts, inner_path, mount_fstype, v1_paths, v2_path
 
@@ -91,4 +96,5 @@ def _v1(paths: dict[str, str], root: str, mounts: list) -> CgroupManager:
     return V1Manager(paths, mountpoints, root)
 
 
-__all__ = ["CgroupError", "CgroupManager", "CgroupWriteError", "detect", "manager_for", "manager_from_paths"]
+__all__ = ["CgroupError", "CgroupManager", "CgroupWriteError", "detect", "manager_for", "manager_from_paths",
+           "with_runc_defaults"]

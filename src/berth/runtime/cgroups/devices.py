@@ -132,3 +132,39 @@ def transition(current: DeviceState, target: DeviceState) -> list[tuple[str, str
         if drop:
             writes.append(("devices.deny", rule_string(*key, drop)))
     return writes
+
+
+def _rule(kind: str, major: int | None, minor: int | None, access: str, path: str = "") -> dict:
+    return {"allow": True, "type": kind, "major": major, "minor": minor, "access": access, "path": path}
+
+
+# runc appends these to every container's device rules (specconv.AllowedDevices): mknod of anything,
+# the standard nodes, /dev/pts/*, /dev/ptmx and /dev/net/tun. Docker's own rules rely on it (they
+# do not list /dev/pts). runc's maintainers call it questionable, but containers depend on it.
+RUNC_ALLOWED_DEVICES = (
+    _rule("c", None, None, "m"),
+    _rule("b", None, None, "m"),
+    _rule("c", 1, 3, "rwm", "/dev/null"),
+    _rule("c", 1, 8, "rwm", "/dev/random"),
+    _rule("c", 1, 7, "rwm", "/dev/full"),
+    _rule("c", 5, 0, "rwm", "/dev/tty"),
+    _rule("c", 1, 5, "rwm", "/dev/zero"),
+    _rule("c", 1, 9, "rwm", "/dev/urandom"),
+    _rule("c", 136, None, "rwm"),
+    _rule("c", 5, 2, "rwm"),
+    _rule("c", 10, 200, "rwm"),
+)
+
+
+def with_runc_defaults(resources: dict, linux_devices: list | None = None) -> dict:
+    """`linux.resources` as runc applies it at create: the spec's device rules (a deny-all start
+    when there are none), then runc's allowed devices, except those whose path the spec's
+    `linux.devices` redefines (runc's createDevices). Not for rootless containers."""
+    spec_paths = {d.get("path") for d in linux_devices or [] if isinstance(d, dict)}
+    rules = list(resources.get("devices") or [])
+    rules += [
+        {k: v for k, v in r.items() if k != "path" and v is not None}
+        for r in RUNC_ALLOWED_DEVICES
+        if not (r["path"] and r["path"] in spec_paths)
+    ]
+    return {**resources, "devices": rules}
