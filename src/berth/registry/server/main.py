@@ -83,7 +83,10 @@ async def run(args: argparse.Namespace) -> None:
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        try:
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        except OSError as e:
+            raise OSError(f"loading TLS certificate {args.tls_cert} and key {args.tls_key}: {e.strerror or e}")
     if auth.mode == "none" and not _is_loopback(host):
         log.warning("serving %s without authentication: anyone who can reach it may push and delete", host)
     server = Server(app, host=host, port=port, ssl=ctx, error_handler=error_handler)
@@ -119,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run(args))
     except KeyboardInterrupt:
         pass
+    except (OSError, ssl.SSLError) as e:
+        # a missing certificate, htpasswd or root, a port in use: say so, without a traceback
+        print(f"berth registry: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
