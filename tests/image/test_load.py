@@ -105,7 +105,7 @@ def test_broken_tarballs_are_refused_and_change_nothing(svc: ImageService, name:
     assert state(svc) == before
 
 
-def _tamper(src: str, dst: str, member_suffix: str, mutate) -> None:  # type: ignore[no-untyped-def]
+def _tamper(src: str, dst: str, member_suffix: str, mutate) -> None:
     import io
     import tarfile
 
@@ -132,7 +132,7 @@ def test_corrupt_layer_or_truncated_archive_changes_nothing(svc: ImageService, t
         return bytes(b)
 
     _tamper(busybox_tar, bad, "", flip)
-    with open(bad, "rb") as f, pytest.raises(InvalidArgument, match="diff_id mismatch|digest mismatch"):
+    with open(bad, "rb") as f, pytest.raises(InvalidArgument, match=r"diff_id mismatch|digest mismatch"):
         svc.load(f)
     assert state(svc) == before
     with open(busybox_tar, "rb") as f:
@@ -151,7 +151,7 @@ def test_hostile_layer_inside_an_archive_changes_nothing(svc: ImageService, tmp_
     layer.write_bytes(tars.build([tars.entry("ok", data=b"fine"), tars.entry("../escape", data=b"x")]))
     bootstrap.write_archive(str(tmp_path / "evil.tar"), str(layer), {"Cmd": ["sh"]}, "evil:1", "test")
     before = state(svc)
-    with open(tmp_path / "evil.tar", "rb") as f, pytest.raises(InvalidArgument, match="../escape: path escapes"):
+    with open(tmp_path / "evil.tar", "rb") as f, pytest.raises(InvalidArgument, match=r"\.\./escape: path escapes"):
         svc.load(f)
     assert state(svc) == before
     assert not (tmp_path / "escape").exists()

@@ -16,6 +16,10 @@ from tests.image.fixtures import TARBALLS
 pytestmark = pytest.mark.root
 
 
+def _tar(f: io.BytesIO) -> tarfile.TarFile:
+    return tarfile.open(fileobj=f)  # noqa: SIM115 - in-memory, nothing to close
+
+
 @pytest.fixture
 def loaded(svc: ImageService, busybox_tar: str) -> ImageService:
     with open(busybox_tar, "rb") as f:
@@ -103,7 +107,7 @@ def test_container_rootfs_changes_commit_export(loaded: ImageService, tmp_path) 
     assert loaded.rw_size(cid) == 3
     out = io.BytesIO()
     loaded.diff_tar(cid, out)
-    names = tarfile.open(fileobj=io.BytesIO(out.getvalue())).getnames()
+    names = _tar(io.BytesIO(out.getvalue())).getnames()
     assert "bin/.wh.ls" in names and "etc/motd" in names
     new = loaded.commit(cid, ref="bb:committed", message="m", changes=['CMD ["cat","/etc/motd"]', "ENV A=b"])
     doc = loaded.inspect("bb:committed")
@@ -111,11 +115,11 @@ def test_container_rootfs_changes_commit_export(loaded: ImageService, tmp_path) 
     assert doc["Config"]["Cmd"] == ["cat", "/etc/motd"] and "A=b" in doc["Config"]["Env"]
     exp = io.BytesIO()
     loaded.export_image(new, exp)
-    flat = tarfile.open(fileobj=io.BytesIO(exp.getvalue()))
+    flat = _tar(io.BytesIO(exp.getvalue()))
     assert "bin/ls" not in flat.getnames() and flat.extractfile("etc/motd").read() == b"hi\n"  # type: ignore[union-attr]
     exp2 = io.BytesIO()
     loaded.export_container(cid, exp2)
-    assert sorted(tarfile.open(fileobj=io.BytesIO(exp2.getvalue())).getnames()) == sorted(flat.getnames())
+    assert sorted(_tar(io.BytesIO(exp2.getvalue())).getnames()) == sorted(flat.getnames())
     with pytest.raises(Conflict, match="image has dependent child images"):
         loaded.delete(loaded.resolve("busybox").id, force=True)
     loaded.remove_rootfs(cid)
@@ -145,7 +149,7 @@ def test_metadata_survives_a_restart_and_prune(loaded: ImageService, tmp_path) -
     again = ImageService(root)
     assert {tuple(i["RepoTags"]) for i in again.list_images()} == {("busybox:latest",), ()}
     res = again.prune()
-    assert [d for d in res["ImagesDeleted"] if "Deleted" in d][0]["Deleted"].startswith("sha256:ee301c")
+    assert next(d for d in res["ImagesDeleted"] if "Deleted" in d)["Deleted"].startswith("sha256:ee301c")
     assert res["SpaceReclaimed"] > 0
     assert [i["RepoTags"] for i in again.list_images()] == [["busybox:latest"]]
     assert again.prune(all_unused=True)["ImagesDeleted"]
