@@ -17,7 +17,7 @@ pytestmark = pytest.mark.root
 
 
 def _tar(f: io.BytesIO) -> tarfile.TarFile:
-    return tarfile.open(fileobj=f)  # noqa: SIM115 - in-memory, nothing to close
+    return tarfile.open(fileobj=f)
 
 
 @pytest.fixture
