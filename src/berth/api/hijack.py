@@ -26,6 +26,12 @@ from berth.httpd import Request, Response
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 HANGUP_POLL = 0.25  # seconds between checks for a full hang-up after the client's half-close
+# docker-py (and everything built on it: Compose v1, testcontainers) reads the 101 through
+# http.client's buffered reader, then reads the raw socket: output that arrived together with the
+# headers is lost. moby never hits this because a process takes milliseconds to start; berth may
+# be faster, so output to such clients starts at least this long after the headers. The docker
+# CLI (Go's client keeps what it buffered) gets no delay.
+FIRST_OUTPUT_GRACE = 0.025
 
 _DONE = "done"  # the session's output ended
 _END = "end"  # the client's stdin ended and that ends this session
@@ -51,19 +57,23 @@ async def serve_session(
         headers = [("Content-Type", RAW_STREAM)]
     if extra_headers:
         headers.extend(extra_headers)
+    grace = 0.0 if (request.headers.get("user-agent") or "").startswith("Docker-Client/") else FIRST_OUTPUT_GRACE
     try:
         reader, writer = await request.hijack(status, headers)
     except BaseException:
         await session.detach()
         raise
-    await relay(reader, writer, session)
+    await relay(reader, writer, session, grace=grace)
     return Response()
 
 
-async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: StreamSession) -> str:
-    """Relay both directions until the output ends or the client leaves; returns why it ended."""
+async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session: StreamSession, *,
+                grace: float = 0.0) -> str:
+    """Relay both directions until the output ends or the client leaves; returns why it ended.
+    The first output is written no sooner than `grace` seconds from now."""
     output = session.output()
-    out_task = asyncio.create_task(_pump_out(output, writer, session.tty))
+    loop = asyncio.get_running_loop()
+    out_task = asyncio.create_task(_pump_out(output, writer, session.tty, loop.time() + grace if grace else 0.0))
     in_task = asyncio.create_task(_pump_in(reader, writer, session))
     outcome = _GONE
     try:
@@ -86,11 +96,18 @@ async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sess
     return outcome
 
 
-async def _pump_out(output: AsyncIterator[tuple[int, bytes]], writer: asyncio.StreamWriter, tty: bool) -> str:
+async def _pump_out(output: AsyncIterator[tuple[int, bytes]], writer: asyncio.StreamWriter, tty: bool,
+                    not_before: float) -> str:
+    loop = asyncio.get_running_loop()
     try:
         async for stream, data in output:
             if not data:
                 continue  # a zero-length frame would read as nothing anyway
+            if not_before:
+                delay = not_before - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                not_before = 0.0
             writer.write(data if tty else frame(stream, data))
             await writer.drain()
     except ConnectionError:

@@ -101,7 +101,7 @@ class Connection(asyncio.Protocol):
             w.set_exception(ConnectionResetError("connection lost"))
         self._drain_waiter = None
         self._client_gone()
-        self._server._connections.discard(self)
+        # Stays in the server's set until _run ends, so that Server.close() still ends its task.
 
     def pause_writing(self) -> None:
         self._write_paused = True
