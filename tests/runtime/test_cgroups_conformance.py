@@ -560,4 +560,9 @@ def test_stats_of_a_missing_cgroup(backend: Backend, cg: cgroups.CgroupManager) 
         cg.stats()
     with pytest.raises(NotFound):
         cg.kill_all(signal.SIGKILL)
-    assert cg.pids() == []
+    with pytest.raises(NotFound):
+        cg.apply({"pids": {"limit": 5}})
+    with pytest.raises(NotFound):
+        cg.freeze()
+    cg.thaw()  # nothing to thaw: not an error
+    assert cg.pids() == [] and not cg.is_frozen()

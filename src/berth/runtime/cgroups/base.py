@@ -19,15 +19,16 @@ class ManagerBase:
     dir: str  # its absolute directory (v1: in the devices hierarchy, runc's reference)
     root: str
     paths: dict[str, str]
+    warnings: list[str]  # what apply skipped because the kernel cannot do it (Docker warns the same)
 
     # --- provided by subclasses -------------------------------------------------------------
     def pids(self) -> list[int]:
         raise NotImplementedError
 
-    def freeze(self) -> None:
+    def _freeze(self) -> None:
         raise NotImplementedError
 
-    def thaw(self) -> None:
+    def _thaw(self) -> None:
         raise NotImplementedError
 
     def is_frozen(self) -> bool:
@@ -35,8 +36,6 @@ class ManagerBase:
 
     def _apply(self, resources: dict, txn: fs.Txn) -> None:
         raise NotImplementedError
-
-    warnings: list[str]
 
     def _kill_file(self) -> str | None:
         """A cgroup.kill to use for SIGKILL (v2, or the hybrid tree on v1), if this cgroup has one."""
@@ -59,12 +58,28 @@ class ManagerBase:
             return
         if not isinstance(resources, dict):
             raise InvalidArgument("linux.resources must be an object")
+        if not self.exists():
+            raise NotFound(f"cgroup {self.dir} does not exist")
         txn = fs.Txn()
         try:
             self._apply(resources, txn)
+        except OSError as e:  # a read the kernel refused (the cgroup vanished, ...): not the user's fault
+            txn.rollback()
+            raise fs.CgroupError(f"{e.filename}: {fs.go_strerror(e.errno or 0)}") from None
         except BaseException:
             txn.rollback()
             raise
+
+    def freeze(self) -> None:
+        """Pause every process; returns once the kernel reports the cgroup frozen."""
+        if not self.exists():
+            raise NotFound(f"cgroup {self.dir} does not exist")
+        self._freeze()
+
+    def thaw(self) -> None:
+        """Resume; nothing to do when the cgroup is gone (delete may thaw after a kill)."""
+        if self.exists():
+            self._thaw()
 
     def kill_all(self, sig: int) -> None:
         """Signal every process in the cgroup.

@@ -44,14 +44,22 @@ class V1Manager(ManagerBase):
 
     # --- lifecycle --------------------------------------------------------------------------
     def create(self) -> None:
-        for sub, d in self.paths.items():
-            try:
+        """mkdir in every hierarchy; on failure, the directories this call made are removed again."""
+        made = []
+        try:
+            for sub, d in self.paths.items():
+                if not os.path.isdir(d):
+                    made.append(d)
                 if sub == "cpuset":
                     self._create_cpuset(d)
                 else:
                     os.makedirs(d, exist_ok=True)
-            except OSError as e:
+        except (OSError, fs.CgroupWriteError) as e:
+            for d in reversed(made):
+                fs.remove_tree(d)
+            if isinstance(e, OSError):
                 raise fs.CgroupError(f"mkdir {e.filename or d}: {fs.go_strerror(e.errno or errno.EIO)}") from None
+            raise fs.CgroupError(str(e)) from None
 
     def _create_cpuset(self, d: str) -> None:
         """A new v1 cpuset starts with no cpus and mems, and a task cannot join it (ENOSPC):
@@ -91,7 +99,7 @@ class V1Manager(ManagerBase):
             raise fs.CgroupError("cannot toggle freezer: cgroups not configured for container")
         return os.path.join(d, "freezer.state")
 
-    def freeze(self) -> None:
+    def _freeze(self) -> None:
         """Write FROZEN and re-read until the kernel says FROZEN. A task stuck in the kernel keeps
         the state at FREEZING: thaw, let it run a moment, and try again (runc's fs/freezer.go)."""
         state = self._freezer()
@@ -100,11 +108,11 @@ class V1Manager(ManagerBase):
             if fs.wait_until(lambda: fs.read(state).strip() == "FROZEN", 0.05):
                 return
             fs.write(state, "THAWED")
-            fs.wait_until(lambda: False, 0.01)
+            time.sleep(0.01)
         fs.write(state, "THAWED")
         raise fs.CgroupError("unable to freeze")
 
-    def thaw(self) -> None:
+    def _thaw(self) -> None:
         state = self._freezer()
         fs.write(state, "THAWED")
         fs.wait_until(lambda: fs.read(state).strip() == "THAWED", 1.0)

@@ -78,7 +78,7 @@ class V2Manager(ManagerBase):
     def _frozen_event(self) -> bool:
         return fs.parse_kv(fs.read(self._file("cgroup.events"))).get("frozen") == 1
 
-    def freeze(self) -> None:
+    def _freeze(self) -> None:
         """Write 1 to cgroup.freeze, then wait for cgroup.events to say "frozen 1" (runc waits 10 s)."""
         f = self._file("cgroup.freeze")
         if not os.path.exists(f):
@@ -88,7 +88,7 @@ class V2Manager(ManagerBase):
             fs.write(f, "0")
             raise fs.CgroupError("timeout of 10s reached waiting for the cgroup to freeze")
 
-    def thaw(self) -> None:
+    def _thaw(self) -> None:
         f = self._file("cgroup.freeze")
         if not os.path.exists(f):
             return
