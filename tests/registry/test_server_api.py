@@ -396,3 +396,26 @@ def test_upload_survives_server_restart(tmp_path) -> None:  # type: ignore[no-un
 def test_unknown_routes_use_error_body(http: httpx.Client, path: str) -> None:
     r = http.get(path)
     assert r.status_code == 404 and "errors" in r.json()
+
+
+def test_two_chunks_racing_for_one_offset(http: httpx.Client, registry: RegistryProcess) -> None:
+    """Two clients PATCH the same upload at offset 0 at once: one wins, the other gets 416, no mixing."""
+    a, b = os.urandom(4 << 20), os.urandom(4 << 20)
+    loc = http.post("/v2/t/race/blobs/uploads/").headers["location"]
+    status: dict[bytes, int] = {}
+    barrier = threading.Barrier(2)
+
+    def send(data: bytes) -> None:
+        with httpx.Client(base_url=registry.url, timeout=30) as c:
+            barrier.wait()
+            status[data] = c.patch(loc, content=data, headers={"Content-Range": f"0-{len(data) - 1}"}).status_code
+
+    threads = [threading.Thread(target=send, args=(x,)) for x in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(status.values()) == [202, 416]
+    winner = a if status[a] == 202 else b
+    assert http.get(loc).headers["range"] == f"0-{len(winner) - 1}"
+    assert http.put(loc, params={"digest": sha(winner)}).status_code == 201

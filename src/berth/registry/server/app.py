@@ -269,7 +269,10 @@ class RegistryApp:
         if request.method == "HEAD":
             self.storage.touch_blob(d)
             return Response(status, headers, b"")
-        fd = os.open(self.storage.blob_path(d), os.O_RDONLY)
+        try:
+            fd = os.open(self.storage.blob_path(d), os.O_RDONLY)
+        except FileNotFoundError:  # collected between the check and here
+            raise rerr.BlobUnknown(detail={"digest": str(d)})
         if length <= _SMALL:
             try:
                 data = os.pread(fd, length, start)

@@ -102,17 +102,19 @@ class Uploads:
                     content_length: str | None = None) -> int:
         """Append a request body. With Content-Range, the chunk must start at the current offset
         (and agree with Content-Length); a refused chunk leaves the upload as it was."""
+        start = None
         if content_range:
             start, end = parse_content_range(content_range)
             if content_length is not None and content_length.isdigit() and int(content_length) != end - start + 1:
                 raise rerr.RangeInvalid(f"Content-Range {content_range!r} does not match Content-Length "
                                         f"{content_length}")
-            if start != up.offset:
+        async with up.lock:
+            # checked under the lock: two PATCHes racing on one upload must not both start at one offset
+            if start is not None and start != up.offset:
                 raise rerr.RangeInvalid(
                     f"chunk starts at {start}, upload is at {up.offset}",
-                    headers=[("Location", ""), ("Range", up.range_header), ("Docker-Upload-UUID", up.uuid)],
+                    headers=[("Range", up.range_header), ("Docker-Upload-UUID", up.uuid)],
                 )
-        async with up.lock:
             fd = os.open(up.path, os.O_WRONLY | os.O_APPEND)
             try:
                 async for chunk in body:
