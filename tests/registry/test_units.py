@@ -38,6 +38,9 @@ def test_names_and_tags() -> None:
         assert not valid_name(bad), bad
     assert valid_tag("v1.0_RC-2") and valid_tag("_x") and valid_tag("a" * 128)
     assert not valid_tag(".x") and not valid_tag("-x") and not valid_tag("a" * 129) and not valid_tag("a:b")
+    for bad in ("v1\n", "é", "a/b"):
+        assert not valid_tag(bad), bad
+    assert not valid_name("a\n") and not valid_name("é")
 
 
 def test_content_range() -> None:

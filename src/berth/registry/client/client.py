@@ -25,15 +25,13 @@ import httpx
 
 from berth.errors import InvalidArgument, NotFound
 from berth.oci.digest import Digest
+from berth.oci.mediatypes import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from berth.oci.mediatypes import DOCKER_MANIFEST_LIST as DOCKER_LIST
 from berth.registry import errors as rerr
 from berth.registry.client import credentials as credmod
 from berth.registry.client.credentials import Credentials
 from berth.registry.client.platform import Platform, choose
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 MAX_MANIFEST = 4 << 20

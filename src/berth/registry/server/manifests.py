@@ -12,23 +12,28 @@ from typing import Any
 
 from berth.errors import InvalidArgument
 from berth.oci.digest import Digest
+from berth.oci.mediatypes import (
+    DOCKER_LAYER_FOREIGN_GZIP,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    DOCKER_SCHEMA1_SIGNED,
+    OCI_INDEX,
+    OCI_LAYER_ND,
+    OCI_LAYER_ND_GZIP,
+    OCI_LAYER_ND_ZSTD,
+    OCI_MANIFEST,
+)
+from berth.oci.mediatypes import DOCKER_SCHEMA1 as _SCHEMA1
 from berth.registry import errors as rerr
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
-                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
+DOCKER_LIST = DOCKER_MANIFEST_LIST
+DOCKER_SCHEMA1 = (_SCHEMA1, DOCKER_SCHEMA1_SIGNED)
 IMAGE_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MAX_MANIFEST = 4 << 20  # the spec's SHOULD-accept size; larger is refused with 413
 
 # Layers a registry is not expected to hold (their bytes live at `urls`).
-_FOREIGN = ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-            "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
+_FOREIGN = (DOCKER_LAYER_FOREIGN_GZIP, OCI_LAYER_ND, OCI_LAYER_ND_GZIP, OCI_LAYER_ND_ZSTD)
 
 
 @dataclass
