@@ -204,3 +204,17 @@ def test_error_bodies_round_trip() -> None:
     e = rerr.from_body(502, b"bad gateway")
     assert e.status == 502 and "bad gateway" in str(e)
     assert rerr.DigestInvalid().status == 400 and rerr.Unsupported().status == 405 and rerr.Denied().status == 403
+
+
+def test_storage_adopts_content_store_files_by_hard_link(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    from berth.registry.server.storage import Storage
+
+    src = tmp_path / "store-blob"
+    src.write_bytes(b"shared content")
+    d = Digest("sha256", hashlib.sha256(b"shared content").hexdigest())
+    st = Storage(str(tmp_path / "reg"))
+    assert st.adopt_file(str(src), d)
+    assert os.stat(st.blob_path(d)).st_ino == os.stat(src).st_ino and st.blob_size(d) == 14
+    assert not st.adopt_file(str(src), d)  # already there

@@ -99,6 +99,27 @@ class Storage:
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             os.rename(src, dst)
 
+    def adopt_file(self, src: str, d: Digest) -> bool:
+        """Share an already verified file (e.g. berth's content store blob `d`) as blob `d`.
+
+        A hard link when both sit on one file system (no copy, one inode: content-addressed files are
+        never modified in place), else a copy published by rename. Returns True if linked."""
+        dst = self.blob_path(d)
+        if os.path.exists(dst):
+            return False
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        tmp = f"{dst}.tmp-{secrets.token_hex(4)}"
+        try:
+            os.link(src, tmp)
+            linked = True
+        except OSError:
+            import shutil
+
+            shutil.copyfile(src, tmp)
+            linked = False
+        os.replace(tmp, dst)
+        return linked
+
     def write_blob(self, data: bytes, d: Digest) -> None:
         """Store small content already verified in memory (manifests)."""
         dst = self.blob_path(d)
