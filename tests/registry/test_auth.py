@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import ssl
 import subprocess
 
@@ -119,6 +120,10 @@ def test_token_endpoint_oauth2_post(token_reg: RegistryProcess) -> None:
         assert r.status_code == 401
 
 
+needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
+
+
+@needs_skopeo
 @pytest.mark.parametrize("mode", ["basic", "token"])
 def test_skopeo_with_credentials(mode: str, basic_reg: RegistryProcess, token_reg: RegistryProcess,
                                  tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -138,6 +143,8 @@ def test_skopeo_with_credentials(mode: str, basic_reg: RegistryProcess, token_re
     assert json.loads(p.stdout)["Architecture"] == "amd64"
 
 
+@needs_skopeo
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 def test_tls_with_a_given_certificate(tmp_path) -> None:  # type: ignore[no-untyped-def]
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
