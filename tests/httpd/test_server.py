@@ -398,3 +398,50 @@ async def test_stdlib_http_client_over_tcp() -> None:
         assert res[2] == (200, b"")
     finally:
         await server.close()
+
+
+@aio
+async def test_http10_and_connection_close(sock: str) -> None:
+    r = Router()
+
+    async def gen() -> AsyncIterator[bytes]:
+        yield b"part1,"
+        yield b"part2"
+
+    async def streamed(req: Request) -> Response:
+        return stream_response(gen(), "text/plain")
+
+    async def plain(req: Request) -> Response:
+        return Response(200, [("Content-Type", "text/plain")], b"plain")
+
+    r.add("GET", "/s", streamed)
+    r.add("GET", "/p", plain)
+    async with serving(r, sock):
+        # HTTP/1.0: no chunking, the body ends with the connection
+        out = await raw_exchange(sock, b"GET /s HTTP/1.0\r\n\r\n")
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert b"Transfer-Encoding" not in head and b"Connection: close" in head
+        assert body == b"part1,part2"
+        out = await raw_exchange(sock, b"GET /p HTTP/1.0\r\n\r\nGET /p HTTP/1.0\r\n\r\n")
+        assert out.count(b"HTTP/1.1 200 OK") == 1 and out.endswith(b"\r\n\r\nplain")  # closed after one
+        # HTTP/1.1 chunked framing on the wire, then Connection: close honoured
+        out = await raw_exchange(sock, b"GET /s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert out.endswith(b"\r\n\r\n6\r\npart1,\r\n5\r\npart2\r\n0\r\n\r\n")
+        assert b"Transfer-Encoding: chunked\r\n" in out and b"Connection: close\r\n" in out
+
+
+@aio
+async def test_header_injection_is_refused(sock: str, caplog: pytest.LogCaptureFixture) -> None:
+    r = Router()
+
+    async def bad(req: Request) -> Response:
+        return Response(200, [("X-Name", req.arg("v") or "")], b"x")
+
+    r.add("GET", "/bad", bad)
+    async with serving(r, sock):
+        c = await Client.connect(sock)
+        with caplog.at_level(logging.ERROR, logger="berth.httpd"):
+            rep = await c.request("GET", "/bad?v=a%0d%0aSet-Cookie:%20x")
+        assert rep.status == 500 and "set-cookie" not in rep.headers
+        assert (await c.request("GET", "/bad?v=fine")).headers["x-name"] == "fine"
+        await c.close()
