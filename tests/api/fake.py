@@ -7,6 +7,7 @@ clients (docker CLI 28, docker-py) without a kernel.
   cat            copy stdin to stdout until stdin closes
   sleep [SECS]   wait (default: until stopped)
   later ARGS...  wait 0.2 s, then print ARGS (output surely after the client's half-close)
+  explode        print "before", then make attach sessions' output fail
 The exit code is Config.Env's EXIT_CODE (default 0); a stop/kill exits with 128+signal.
 Every backend call is appended to `FakeDaemon.calls` so tests can check the clients' order.
 """
@@ -33,6 +34,7 @@ from berth.errors import Conflict, InvalidArgument, NotFound, NotModified, Unaut
 
 JSON = dict[str, Any]
 IMAGE_ID = "sha256:" + "ab" * 32
+EXPLODE = b"EXPLODE\n"
 KNOWN_IMAGES = {"busybox:latest", "busybox", "docker.io/library/busybox:latest", IMAGE_ID}
 
 
@@ -176,6 +178,10 @@ async def run_program(cmd: list[str], env: dict[str, str], stdin_q: asyncio.Queu
             emit(1, data)
     elif prog == "sleep":
         await asyncio.sleep(float(args[0]) if args else 3600)
+    elif prog == "explode":
+        emit(1, b"before\n")
+        emit(1, EXPLODE)
+        await asyncio.sleep(3600)
     return code
 
 
@@ -209,6 +215,8 @@ class FakeSession:
                 rec = await self._queue.get()
                 if rec is None:
                     break
+                if rec.data == EXPLODE:
+                    raise InvalidArgument("output failed: exploded")
                 if rec.stream in self._streams:
                     yield rec.stream, rec.data
             self.log.append("output-end")

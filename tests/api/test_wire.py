@@ -339,3 +339,17 @@ def test_logs_raw_for_tty_and_bad_args(engine: Engine) -> None:
     status, _, body = r.request("GET", f"/containers/{cid}/logs")
     assert status.startswith("HTTP/1.1 400") and b"must specify at least one of 'stdout' or 'stderr'" in body
     r.close()
+
+
+def test_output_error_after_hijack_goes_in_band(engine: Engine) -> None:
+    cid = create(engine, ["explode"])
+    a = Raw(engine)
+    a.send("POST", f"/containers/{cid}/attach?stream=1&stdout=1", {"Connection": "Upgrade", "Upgrade": "tcp"})
+    a.head()
+    r = Raw(engine)
+    r.request("POST", f"/containers/{cid}/start")
+    assert a.read_all() == stdcopy.frame(1, b"before\n") + stdcopy.frame(3, b"output failed: exploded\r\n")
+    assert engine.daemon.containers[cid].sessions[0].log == ["detach"]
+    r.request("POST", f"/containers/{cid}/kill")
+    a.close()
+    r.close()

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import select
 from collections.abc import AsyncIterator
 
 from berth.api import version
 from berth.api.backends import StreamSession
-from berth.api.stdcopy import frame
+from berth.api.stdcopy import SYSTEMERR, frame
+from berth.errors import BerthError
 from berth.httpd import Request, Response
+
+log = logging.getLogger("berth.api")
 
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
@@ -36,6 +40,7 @@ FIRST_OUTPUT_GRACE = 0.025
 _DONE = "done"  # the session's output ended
 _END = "end"  # the client's stdin ended and that ends this session
 _GONE = "gone"  # the client went away
+_FAILED = "failed"  # the session's output raised
 
 
 def media_type(api_version: str, tty: bool) -> str:
@@ -112,6 +117,16 @@ async def _pump_out(output: AsyncIterator[tuple[int, bytes]], writer: asyncio.St
             await writer.drain()
     except ConnectionError:
         return _GONE
+    except Exception as e:
+        # Too late for an HTTP status: report it in the stream (stream 3 makes the CLI fail with
+        # it; on a TTY it can only be text), then end the session.
+        if not isinstance(e, BerthError):
+            log.exception("attach/exec output failed")
+        msg = (str(e) or type(e).__name__).encode() + b"\r\n"
+        with contextlib.suppress(ConnectionError):
+            writer.write(msg if tty else frame(SYSTEMERR, msg))
+            await writer.drain()
+        return _FAILED
     return _DONE
 
 
