@@ -278,7 +278,8 @@ class FakeDaemon:
 
     def backends(self) -> Backends:
         return Backends(system=SystemFake(self), containers=ContainersFake(self), exec=ExecFake(self),
-                        images=ImagesFake(self), networks=NetworksFake(self), volumes=VolumesFake(self))
+                        images=ImagesFake(self), build=BuildFake(self), networks=NetworksFake(self),
+                        volumes=VolumesFake(self))
 
     def get(self, ref: str) -> FakeContainer:
         ref = ref.lstrip("/")
@@ -778,3 +779,43 @@ class SystemFake:
 
     async def version_components(self) -> list[JSON]:
         return [{"Name": "berth-runtime", "Version": "0.1.0", "Details": {"GitCommit": "fake"}}]
+
+
+class BuildFake:
+    """Reads the whole tar context, checks the Dockerfile is in it, and speaks the legacy builder."""
+
+    def __init__(self, d: FakeDaemon) -> None:
+        self.d = d
+        self.last_options: JSON = {}
+        self.last_files: list[str] = []
+
+    async def build(self, context: AsyncIterator[bytes], *, options: JSON, auth_configs: JSON) -> AsyncIterator[JSON]:
+        import io
+        import tarfile
+
+        data = b"".join([c async for c in context])
+        self.last_options = options
+        with tarfile.open(fileobj=io.BytesIO(data)) as t:
+            self.last_files = sorted(t.getnames())
+            member = t.extractfile(options["dockerfile"]) if options["dockerfile"] in self.last_files else None
+            if member is None:
+                raise InvalidArgument("Cannot locate specified Dockerfile: " + options["dockerfile"])
+            steps = [ln for ln in member.read().decode().splitlines() if ln.strip() and not ln.startswith("#")]
+        short = IMAGE_ID[7:19]
+        if options.get("q"):
+            yield js.stream(IMAGE_ID + "\n")
+            return
+        for i, step in enumerate(steps, 1):
+            yield js.stream(f"Step {i}/{len(steps)} : {step}")
+            yield js.stream("\n")
+            if step.upper().startswith("RUN FAIL"):
+                raise InvalidArgument("The command '/bin/sh -c fail' returned a non-zero code: 1")
+            yield js.stream(f" ---> {short}\n")
+        yield js.aux({"ID": IMAGE_ID})
+        yield js.stream(f"Successfully built {short}\n")
+        for t2 in options["t"]:
+            self.d.tags[t2 if ":" in t2 else t2 + ":latest"] = IMAGE_ID
+            yield js.stream(f"Successfully tagged {t2 if ':' in t2 else t2 + ':latest'}\n")
+
+    async def prune(self, *, filters: dict[str, list[str]], all: bool, keep_storage: int | None) -> JSON:
+        return {"CachesDeleted": None, "SpaceReclaimed": 0}

@@ -205,3 +205,45 @@ def test_cp_archive(engine: Engine, tmp_path: object) -> None:
     r = engine.docker("cp", src, "cp1:/etc/hostname")
     assert r.returncode == 0, r.stderr
     assert any(c.startswith("archive_put:cp1:/etc") for c in engine.daemon.calls), engine.daemon.calls
+
+
+def test_build_legacy_chunked_context(engine: Engine, tmp_path: object) -> None:
+    import os
+
+    ctx = os.path.join(str(tmp_path), "ctx")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM busybox\nRUN echo hi\n")
+    with open(os.path.join(ctx, "data.bin"), "wb") as f:
+        f.write(os.urandom(300_000))  # a context bigger than one chunk
+    r = engine.docker("build", "-t", "foo:v1", "--build-arg", "A=1", ctx)
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    assert "Step 1/2 : FROM busybox" in out and "Successfully built abababababab" in out
+    assert "Successfully tagged foo:v1" in out
+    build = engine.api.backends.build
+    assert build.last_files == ["Dockerfile", "data.bin"]  # type: ignore[union-attr]
+    opts = build.last_options  # type: ignore[union-attr]
+    assert opts["t"] == ["foo:v1"] and opts["buildargs"] == {"A": "1"} and opts["rm"] is True
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM busybox\nRUN fail\n")
+    r = engine.docker("build", ctx)
+    assert r.returncode == 1
+    assert "The command '/bin/sh -c fail' returned a non-zero code: 1" in r.stderr.decode()
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM busybox\n")
+    r = engine.docker("build", "-q", ctx)
+    assert (r.returncode, r.stdout) == (0, b"sha256:" + b"ab" * 32 + b"\n"), r.stderr
+
+
+def test_login_system_df_stats(engine: Engine) -> None:
+    r = engine.docker("login", "-u", "bob", "--password-stdin", "localhost:5000", input=b"secret\n")
+    assert r.returncode == 0 and b"Login Succeeded" in r.stdout, r.stderr
+    r = engine.docker("login", "-u", "bob", "--password-stdin", "localhost:5000", input=b"wrong\n")
+    assert r.returncode == 1 and b"incorrect username or password" in r.stderr
+    r = engine.docker("system", "df")
+    assert r.returncode == 0 and r.stdout.startswith(b"TYPE"), r.stderr
+    assert engine.docker("run", "-d", "--name", "s1", "busybox", "sleep").returncode == 0
+    r = engine.docker("stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.PIDs}}", "s1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"s1 20.00% 1\n"

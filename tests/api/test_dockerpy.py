@@ -147,3 +147,19 @@ def test_archive(client: docker.DockerClient) -> None:
     assert stat["name"] == "hostname" and stat["size"] == 13
     assert b"fakehostname" in b"".join(bits)
     assert c.put_archive("/tmp", b"x" * 1024) is True
+
+
+def test_images_build(client: docker.DockerClient) -> None:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        df = b"FROM busybox\nRUN echo hi\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(df)
+        t.addfile(info, io.BytesIO(df))
+    buf.seek(0)
+    image, logs = client.images.build(fileobj=buf, custom_context=True, tag="built:1")
+    assert image.id == "sha256:" + "ab" * 32
+    assert any("Step 2/2 : RUN echo hi" in chunk.get("stream", "") for chunk in logs)
