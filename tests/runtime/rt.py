@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 from tests import leaks
@@ -38,9 +39,15 @@ class Bundle:
         with open(os.path.join(self.path, "config.json"), "w") as f:
             json.dump(spec, f)
 
-    def cli(self, *args: str, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([RUNTIME, "--root", self.state_root, *args], capture_output=True, text=True,
-                              input=input, timeout=timeout, cwd=self.path)
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        # Output goes to files, not pipes: a detached container inherits the runtime's stdio (as
+        # with runc), so a pipe would stay open until the container exits.
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run([RUNTIME, "--root", self.state_root, *args], stdin=subprocess.DEVNULL, stdout=out,
+                               stderr=err, timeout=timeout, cwd=self.path, check=False)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read())
 
     def run(self, args: list[str], **overrides: Any) -> subprocess.CompletedProcess[str]:
         self.write(self.config(args, **overrides))

@@ -550,4 +550,4 @@ def main(argv: list[str] | None = None) -> NoReturn:
         if cmd in ("create", "run"):
             msg = f"{PROG} {cmd} failed: {msg}"
         log.error(msg)
-        sys.exit(1)
+        sys.exit(255 if cmd == "exec" else 1)

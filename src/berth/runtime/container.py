@@ -13,6 +13,7 @@ import os
 import select
 import time
 
+from berth.runtime import cgroups
 from berth.runtime import config as cfgmod
 from berth.runtime.errors import ConfigError, ContainerExists, ContainerNotFound, StartError, StateError
 from berth.runtime.linux import syscalls as sc
@@ -49,15 +50,6 @@ def _rmtree(path: str) -> None:
 def _unix_socket() -> _socket.socket:
     return _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
 
-
-def _cgroups() -> Any:
-    try:
-        from berth.runtime import cgroups
-
-        cgroups.manager_for  # noqa: B018
-    except (ImportError, AttributeError):  # TEMPORARY until the cgroups package lands
-        from berth.runtime import _nullcgroups as cgroups  # type: ignore[no-redef]
-    return cgroups
 
 
 def _prepare_child_imports(config: dict[str, Any], ctx: InitContext) -> None:
@@ -161,11 +153,15 @@ class Runtime:
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
         cleanup.append(lambda: os.close(fifo_fd))
 
-        cg = _cgroups().manager_for(linux.get("cgroupsPath"), st.id)
+        cg = cgroups.manager_for(linux.get("cgroupsPath"), st.id)
         cg.create()
         cleanup.append(cg.destroy)
-        cg.apply(_with_default_devices(linux.get("resources") or {}))
-        st.cgroup_path, st.cgroup_version, st.cgroup_root = cg.path, cg.version, getattr(cg, "root", "/sys/fs/cgroup")
+        resources = linux.get("resources") or {}
+        if os.geteuid() == 0:  # rootless containers get no device rules, as with runc
+            resources = cgroups.with_runc_defaults(resources, linux.get("devices"))
+        cg.apply(resources)
+        # keep the resolved directories: a relative cgroupsPath would resolve elsewhere later
+        st.cgroup_paths, st.cgroup_version, st.cgroup_root = dict(cg.paths), cg.version, cg.root
 
         if process.get("terminal") and console is None:
             if not console_socket:
@@ -258,29 +254,6 @@ class Runtime:
             run_hooks(hooks.get(n) or [], state, n, warn)
 
 
-# Always allowed after the config's own rules, as runc does (libcontainer/specconv AllowedDevices): the
-# nodes the runtime itself creates in /dev, the pty devices, and mknod of any device (opening one
-# still needs its own rule).
-DEFAULT_ALLOWED_DEVICES: list[dict[str, Any]] = [
-    {"allow": True, "type": "c", "access": "m"},
-    {"allow": True, "type": "b", "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
-]
-
-
-def _with_default_devices(resources: dict[str, Any]) -> dict[str, Any]:
-    if "devices" not in resources:
-        return resources
-    return {**resources, "devices": list(resources["devices"]) + DEFAULT_ALLOWED_DEVICES}
-
-
 def _namespaces(linux: dict[str, Any]) -> tuple[int, list[tuple[int, int]], int | None, bool]:
     """clone flags for new namespaces, fds to join, a pid-namespace fd to join, and whether a user ns is new."""
     flags = 0
@@ -323,12 +296,12 @@ def _spawn(ctx: InitContext, flags: int, pid_join: int | None) -> int:
         sc.setns(pid_join, sc.CLONE_NEWPID)
     try:
         pid = sc.clone(flags)
+        if pid == 0:
+            child_main(ctx)  # never returns: the child must not run the parent's cleanup below
     finally:
         if saved is not None:
             sc.setns(saved, sc.CLONE_NEWPID)
             os.close(saved)
-    if pid == 0:
-        child_main(ctx)
     return pid
 
 
@@ -386,9 +359,8 @@ class Container:
         return self.st.pid
 
     def cgroup(self) -> Any:
-        cg = _cgroups().manager_for(self.st.cgroup_path or None, self.id, root=self.st.cgroup_root,
-                                    version=self.st.cgroup_version or None)
-        return cg
+        return cgroups.manager_from_paths(self.st.cgroup_paths, version=self.st.cgroup_version,
+                                          root=self.st.cgroup_root)
 
     def status(self) -> str:
         if not alive(self.st):

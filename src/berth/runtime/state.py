@@ -44,11 +44,11 @@ def proc_start_time(pid: int) -> int | None:
 class State:
     """What the runtime keeps about one container (its config included, for delete's hooks)."""
 
-    FIELDS = ("id", "bundle", "rootfs", "created", "pid", "start_time", "owner", "config", "cgroup_path",
+    FIELDS = ("id", "bundle", "rootfs", "created", "pid", "start_time", "owner", "config", "cgroup_paths",
               "cgroup_version", "cgroup_root", "started")
 
     def __init__(self, id: str, bundle: str, rootfs: str, created: str, pid: int = 0, start_time: int = 0,
-                 owner: str = "", config: dict[str, Any] | None = None, cgroup_path: str = "",
+                 owner: str = "", config: dict[str, Any] | None = None, cgroup_paths: dict[str, str] | None = None,
                  cgroup_version: str = "", cgroup_root: str = "/sys/fs/cgroup", started: bool = False) -> None:
         self.id = id
         self.bundle = bundle
@@ -58,7 +58,7 @@ class State:
         self.start_time = start_time
         self.owner = owner
         self.config: dict[str, Any] = config if config is not None else {}
-        self.cgroup_path = cgroup_path
+        self.cgroup_paths: dict[str, str] = cgroup_paths or {}
         self.cgroup_version = cgroup_version
         self.cgroup_root = cgroup_root
         self.started = started
