@@ -582,7 +582,8 @@ class ImagesFake:
                  "Created": 1704067200, "Size": 4_000_000, "SharedSize": -1, "Labels": None, "Containers": -1}]
 
     async def inspect(self, ref: str) -> JSON:
-        if ref not in KNOWN_IMAGES and ref not in self.d.tags:
+        short = len(ref) >= 12 and IMAGE_ID[7:].startswith(ref.removeprefix("sha256:"))
+        if ref not in KNOWN_IMAGES and ref not in self.d.tags and not short:
             raise NotFound(f"No such image: {ref}")
         return self._image()
 
