@@ -3,12 +3,13 @@
 Workloads (per server; the client is this process, the server another process):
   keep-alive    N sequential pings on one connection (the per-request cost of the stack)
   new conn      N pings, each on a fresh connection (connect + request + close, as the CLI does)
-Reports requests/s and latency percentiles, then berth/dockerd ratios (> 1.0 = berth is faster for
-req/s). dockerd is Debian's 20.10 started privately (own data-root, exec-root and socket, no
-bridge, no iptables) and stopped afterwards; skip it with --no-dockerd, or point at a running one
-with --dockerd-sock.
+Both servers stay up and are measured in alternating rounds (this machine is shared and its load
+drifts); reported: the median round's requests/s, and latency percentiles over all rounds, then
+berth/dockerd ratios (> 1.0 = berth is faster). dockerd is Debian's 20.10 started privately (own
+data-root, exec-root and socket, no bridge, no iptables) and stopped afterwards; skip it with
+--no-dockerd, or point at a running one with --dockerd-sock.
 
-    .venv/bin/python bench/api_ping.py [-n 20000] [--new-conn 3000] [--no-dockerd]
+    .venv/bin/python bench/api_ping.py [-n 20000] [--new-conn 3000] [--rounds 5] [--no-dockerd]
 """
 
 from __future__ import annotations
@@ -85,10 +86,11 @@ def new_conn(path: str, n: int) -> list[float]:
     return lat
 
 
-def summary(lat: list[float]) -> dict[str, float]:
+def summary(rounds: list[list[float]]) -> dict[str, float]:
+    lat = [x for r in rounds for x in r]
     q = statistics.quantiles(lat, n=100)
-    return {"rps": len(lat) / sum(lat), "p50_us": q[49] * 1e6, "p99_us": q[98] * 1e6,
-            "mean_us": statistics.fmean(lat) * 1e6}
+    return {"rps": statistics.median(len(r) / sum(r) for r in rounds), "p50_us": q[49] * 1e6,
+            "p99_us": q[98] * 1e6, "mean_us": statistics.fmean(lat) * 1e6}
 
 
 class BerthServer:
@@ -157,6 +159,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=20000, help="keep-alive pings per server")
     ap.add_argument("--new-conn", type=int, default=3000, help="new-connection pings per server")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds the work is split into")
     ap.add_argument("--no-dockerd", action="store_true", help="measure berth only")
     ap.add_argument("--dockerd-sock", help="use an already running dockerd on this socket")
     ap.add_argument("--json", help="also write the results here")
@@ -169,15 +172,21 @@ def main() -> int:
         servers.append(args.dockerd_sock)
     elif not args.no_dockerd and shutil.which("dockerd"):
         servers.append(PrivateDockerd)
+    running: list[BerthServer | PrivateDockerd | Existing] = []
     try:
         for spec in servers:
-            srv = Existing(spec) if isinstance(spec, str) else spec(tmp)
-            try:
-                results[srv.name] = {"keep-alive": summary(keepalive(srv.sock, args.n)),
-                                     "new conn": summary(new_conn(srv.sock, args.new_conn))}
-            finally:
-                srv.stop()
+            running.append(Existing(spec) if isinstance(spec, str) else spec(tmp))
+        ka: dict[str, list[list[float]]] = {s.name: [] for s in running}
+        nc: dict[str, list[list[float]]] = {s.name: [] for s in running}
+        for _ in range(args.rounds):
+            for srv in running:
+                ka[srv.name].append(keepalive(srv.sock, args.n // args.rounds))
+                nc[srv.name].append(new_conn(srv.sock, args.new_conn // args.rounds))
+        for srv in running:
+            results[srv.name] = {"keep-alive": summary(ka[srv.name]), "new conn": summary(nc[srv.name])}
     finally:
+        for srv in running:
+            srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"{'server':10} {'workload':11} {'req/s':>9} {'p50 µs':>8} {'p99 µs':>8} {'mean µs':>8}")
