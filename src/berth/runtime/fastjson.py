@@ -33,13 +33,18 @@ def loads(s: str | bytes) -> object:
         i += 1
     try:
         obj, end = _scan(s, i)
-    except StopIteration as e:
-        raise ValueError(f"Expecting value: char {e.value}") from None
+    except Exception:
+        # The C scanner reports syntax errors through json.decoder; import it only now (the
+        # error path) so that json's message, with line and column, is what the caller sees.
+        import json
+
+        return json.loads(s)
+    finally:
+        _Ctx.memo.clear()
     while end < n and s[end] in _WS:
         end += 1
     if end != n:
-        raise ValueError(f"Extra data: char {end}")
-    _Ctx.memo.clear()
+        raise ValueError(f"Extra data: line 1 column {end + 1} (char {end})")
     return obj
 
 
