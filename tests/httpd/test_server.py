@@ -445,3 +445,20 @@ async def test_header_injection_is_refused(sock: str, caplog: pytest.LogCaptureF
         assert rep.status == 500 and "set-cookie" not in rep.headers
         assert (await c.request("GET", "/bad?v=fine")).headers["x-name"] == "fine"
         await c.close()
+
+
+@aio
+async def test_peer_credentials_on_unix_socket(sock: str) -> None:
+    seen: list[object] = []
+    r = Router()
+
+    async def who(req: Request) -> Response:
+        seen.append(req.peer)
+        return Response(200, [], b"")
+
+    r.add("GET", "/who", who)
+    async with serving(r, sock):
+        c = await Client.connect(sock)
+        await c.request("GET", "/who")
+        await c.close()
+    assert seen == [("unix", os.getpid(), os.getuid(), os.getgid())]

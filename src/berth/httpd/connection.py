@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -78,7 +80,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self._peer = transport.get_extra_info("peername")
+        self._peer = _peer(transport)
         self._server._connections.add(self)
         self.task = self._loop.create_task(self._run())
 
@@ -377,6 +379,18 @@ class Connection(asyncio.Protocol):
 
 def _has(headers: list[tuple[str, str]], name: str) -> bool:
     return any(k.lower() == name for k, _ in headers)
+
+
+def _peer(transport: asyncio.BaseTransport) -> object:
+    """(host, port) for TCP; ("unix", pid, uid, gid) from SO_PEERCRED for a unix socket."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family == socket.AF_UNIX:
+        try:
+            pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        except OSError:
+            return ("unix", 0, -1, -1)
+        return ("unix", pid, uid, gid)
+    return transport.get_extra_info("peername")
 
 
 def _asks_close(headers: object) -> bool:

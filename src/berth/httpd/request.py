@@ -53,7 +53,7 @@ class Request:
         self.path: str = unquote(raw_path) if "%" in raw_path else raw_path
         self.headers = Headers._from_h11(event.headers)
         self.params: dict[str, str] = {}
-        self.peer = peer
+        self.peer = peer  # (host, port) for TCP, ("unix", pid, uid, gid) for a unix socket
         # Set by an application that strips a version prefix (the Engine API's "/v1.44").
         self.api_version: str = ""
         self._query: dict[str, list[str]] | None = None
