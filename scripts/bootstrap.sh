@@ -45,6 +45,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# Byte-compile now: with PYTHONDONTWRITEBYTECODE set (as on these machines) Python would
+# otherwise compile every module from source on each start of berth-runtime.
+.venv/bin/python -m compileall -q src >/dev/null
+
 # Console scripts on PATH, pointing into the venv.
 for s in berth berthd berth-runtime; do
   ln -sf "$ROOT/.venv/bin/$s" "/usr/local/bin/$s"

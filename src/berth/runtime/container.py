@@ -42,9 +42,22 @@ def _now() -> str:
 
 
 def _rmtree(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+    """Remove a state directory (flat: state.json, exec.fifo). Not shutil: it costs ~25 ms to import."""
+    try:
+        names = os.listdir(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(path, name))
+        except IsADirectoryError:
+            _rmtree(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def _unix_socket() -> _socket.socket:
