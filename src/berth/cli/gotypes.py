@@ -18,10 +18,11 @@ class GoStruct(dict):  # type: ignore[type-arg]
 class _Nil:
     """A typed nil: `kind` is "slice", "map" or "ptr"."""
 
-    __slots__ = ("kind",)
+    __slots__ = ("absent", "kind")
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, absent: bool = False) -> None:
         self.kind = kind
+        self.absent = absent  # the daemon's JSON left the field out (raw lookup would fail)
 
     def __bool__(self) -> bool:
         return False
@@ -39,6 +40,9 @@ class _Nil:
 NIL_SLICE = _Nil("slice")
 NIL_MAP = _Nil("map")
 NIL_PTR = _Nil("ptr")
+ABSENT_SLICE = _Nil("slice", absent=True)
+ABSENT_MAP = _Nil("map", absent=True)
+ABSENT_PTR = _Nil("ptr", absent=True)
 
 
 def is_nil(v: object) -> bool:
@@ -178,13 +182,13 @@ _CONTAINER_SCHEMA = {
 
 # Fields the typed struct always has even when the daemon's JSON leaves them out (omitempty).
 _CONTAINER_OPTIONAL = {
-    "State.Health": NIL_PTR, "Config.ExposedPorts": NIL_MAP, "Config.Healthcheck": NIL_PTR,
-    "Config.StopTimeout": NIL_PTR, "Config.Shell": NIL_SLICE, "Config.StopSignal": "", "Config.MacAddress": "",
-    "Config.ArgsEscaped": False, "Config.NetworkDisabled": False, "HostConfig.Annotations": NIL_MAP,
-    "HostConfig.StorageOpt": NIL_MAP, "HostConfig.Tmpfs": NIL_MAP, "HostConfig.Sysctls": NIL_MAP,
-    "HostConfig.Runtime": "", "HostConfig.Mounts": NIL_SLICE, "HostConfig.Init": NIL_PTR,
-    "HostConfig.KernelMemory": 0, "HostConfig.KernelMemoryTCP": 0, "Node": NIL_PTR, "SizeRw": NIL_PTR,
-    "SizeRootFs": NIL_PTR, "ImageManifestDescriptor": NIL_PTR,
+    "State.Health": ABSENT_PTR, "Config.ExposedPorts": ABSENT_MAP, "Config.Healthcheck": ABSENT_PTR,
+    "Config.StopTimeout": ABSENT_PTR, "Config.Shell": ABSENT_SLICE, "Config.StopSignal": "", "Config.MacAddress": "",
+    "Config.ArgsEscaped": False, "Config.NetworkDisabled": False, "HostConfig.Annotations": ABSENT_MAP,
+    "HostConfig.StorageOpt": ABSENT_MAP, "HostConfig.Tmpfs": ABSENT_MAP, "HostConfig.Sysctls": ABSENT_MAP,
+    "HostConfig.Runtime": "", "HostConfig.Mounts": ABSENT_SLICE, "HostConfig.Init": ABSENT_PTR,
+    "HostConfig.KernelMemory": 0, "HostConfig.KernelMemoryTCP": 0, "Node": ABSENT_PTR, "SizeRw": ABSENT_PTR,
+    "SizeRootFs": ABSENT_PTR, "ImageManifestDescriptor": ABSENT_PTR,
 }
 
 _NIL_BY_KIND = {"slice": NIL_SLICE, "map": NIL_MAP, "ptr": NIL_PTR, "pstruct": NIL_PTR, "struct": NIL_PTR}
@@ -232,3 +236,22 @@ def typed(value: object, schema: dict[str, str], optional: dict[str, object], pa
 
 def typed_container(doc: object) -> object:
     return typed(doc, _CONTAINER_SCHEMA, _CONTAINER_OPTIONAL)
+
+
+_CONFIG_FIELDS = {"ExposedPorts": "map", "Env": "slice", "Cmd": "slice", "Healthcheck": "pstruct",
+                  "Healthcheck.Test": "slice", "Volumes": "map", "Entrypoint": "slice", "OnBuild": "slice",
+                  "Labels": "map", "StopTimeout": "ptr", "Shell": "slice"}
+_IMAGE_SCHEMA = {
+    "": "struct", "RepoTags": "slice", "RepoDigests": "slice", "GraphDriver": "struct", "GraphDriver.Data": "map",
+    "RootFS": "struct", "RootFS.Layers": "slice", "Metadata": "struct", "Config": "pstruct",
+    "ContainerConfig": "pstruct", "Descriptor": "pstruct", "Manifests": "slice", "Manifests[]": "struct",
+    **{f"Config.{k}": v for k, v in _CONFIG_FIELDS.items()},
+    **{f"ContainerConfig.{k}": v for k, v in _CONFIG_FIELDS.items()},
+}
+_IMAGE_OPTIONAL = {"Parent": "", "Comment": "", "DockerVersion": "", "Author": "", "Variant": "", "OsVersion": "",
+                   "Container": "", "ContainerConfig": ABSENT_PTR, "VirtualSize": 0, "Descriptor": ABSENT_PTR,
+                   "Manifests": ABSENT_SLICE}
+
+
+def typed_image(doc: object) -> object:
+    return typed(doc, _IMAGE_SCHEMA, _IMAGE_OPTIONAL)

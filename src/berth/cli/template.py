@@ -12,7 +12,7 @@ from __future__ import annotations
 import json as _json
 from collections.abc import Callable
 
-from berth.cli.gotypes import GoStruct, go_print, is_nil, to_json_value, truth
+from berth.cli.gotypes import GoStruct, _Nil, go_print, is_nil, to_json_value, truth
 
 
 class TemplateError(Exception):
@@ -460,8 +460,8 @@ class Template:
 
     # --
 
-    def _err(self, node: tuple, msg: str) -> TemplateError:  # type: ignore[type-arg]
-        pos = node[-1] if isinstance(node[-1], int) else 0
+    def _err(self, node: tuple, msg: str, offset: int = 0) -> TemplateError:  # type: ignore[type-arg]
+        pos = (node[-1] if isinstance(node[-1], int) else 0) + offset
         line = _line(self.source, pos)
         last_nl = self.source.rfind("\n", 0, pos)
         col = pos if last_nl < 0 else pos - (last_nl + 1)
@@ -637,25 +637,32 @@ class Template:
 
     def _fields(self, node: tuple, receiver: object, names: list[str], args: list[object]) -> object:  # type: ignore[type-arg]
         val = receiver
+        # Go reports the position of the field that failed: the chain's start plus the names before it
+        base = len(node[1]) if node[0] == "var" else 0
+        offsets = []
+        for name in names:
+            offsets.append(base)
+            base += len(name) + 1
         for i, name in enumerate(names):
             last = i == len(names) - 1
-            val = self._field(node, val, name, args if last else [], last)
+            if isinstance(val, _Nil) and val.absent and i > 0:
+                raise self._err(node, f'map has no entry for key "{names[i - 1]}"', offsets[i - 1])
+            val = self._field(node, val, name, args if last else [], last, offsets[i])
         return val
 
-    def _field(self, node: tuple, receiver: object, name: str, args: list[object], last: bool) -> object:  # type: ignore[type-arg]
+    def _field(self, node: tuple, receiver: object, name: str, args: list[object], last: bool,  # type: ignore[type-arg]
+               offset: int = 0) -> object:
         if receiver is MISSING or receiver is None:
-            raise self._err(node, f"nil pointer evaluating interface {{}}.{name}")
+            raise self._err(node, f"nil pointer evaluating interface {{}}.{name}", offset)
         if is_nil(receiver):
-            raise self._err(node, f"nil pointer evaluating *{name}")
+            raise self._err(node, f"nil pointer evaluating *{name}", offset)
         if isinstance(receiver, dict):
             if args:
-                raise self._err(node, f"{name} is not a method but has arguments")
+                raise self._err(node, f"{name} is not a method but has arguments", offset)
             if name in receiver:
                 return receiver[name]
-            if isinstance(receiver, GoStruct):
-                raise self._err(node, f"can't evaluate field {name} in type struct")
-            if self.missing_key_error:
-                raise self._err(node, f'map has no entry for key "{name}"')
+            if self.missing_key_error or isinstance(receiver, GoStruct):
+                raise self._err(node, f'map has no entry for key "{name}"', offset)
             return MISSING
         attr = getattr(receiver, name, None) if not name.startswith("_") else None
         if attr is None:
