@@ -220,8 +220,9 @@ def _number(text: str) -> int | float:
 
 
 class _Parser:
-    def __init__(self, src: str) -> None:
+    def __init__(self, src: str, funcs: dict[str, object] | None = None) -> None:
         self.src = src
+        self.funcs = funcs if funcs is not None else FUNCS
         self.toks = _lex(src)
         self.i = 0
         self.range_depth = 0
@@ -381,7 +382,7 @@ class _Parser:
         if t.kind == "dot":
             node = ("dot", t.pos)
         elif t.kind == "ident":
-            if t.val not in FUNCS:
+            if t.val not in self.funcs:
                 raise self.err(f'function "{t.val}" not defined', t)
             return ("ident", t.val, t.pos)
         elif t.kind == "string":
@@ -451,7 +452,7 @@ class Template:
         self.source = source
         self.missing_key_error = missing_key_error
         self.funcs = {**FUNCS, **(funcs or {})}
-        self.nodes = _Parser(source).parse()
+        self.nodes = _Parser(source, self.funcs).parse()
 
     def execute(self, data: object) -> str:
         out: list[str] = []
@@ -736,12 +737,12 @@ def _eq(a: object, *bs: object) -> bool:
     a = _basic(a)
     for b in bs:
         b = _basic(b)
-        if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
-            raise _FuncError("invalid type for comparison")
         if a is None or b is None:
             if a is None and b is None:
                 return True
             continue
+        if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+            raise _FuncError("invalid type for comparison")
         if isinstance(a, bool) != isinstance(b, bool) or isinstance(a, str) != isinstance(b, str):
             raise _FuncError("incompatible types for comparison")
         if a == b:
