@@ -151,11 +151,11 @@ class ContainerContext(Context):
         self.trunc = trunc
         self.size_used = False
 
-    def ID(self) -> str:  # noqa: N802 - template field names are Go's
+    def ID(self) -> str:
         cid = str(self.c.get("Id", ""))
         return truncate_id(cid) if self.trunc else cid
 
-    def Names(self) -> str:  # noqa: N802
+    def Names(self) -> str:
         names = [str(n)[1:] for n in (self.c.get("Names") or [])]  # type: ignore[attr-defined]
         if self.trunc:
             for n in names:
@@ -164,7 +164,7 @@ class ContainerContext(Context):
                     break
         return ",".join(names)
 
-    def Image(self) -> str:  # noqa: N802
+    def Image(self) -> str:
         image = str(self.c.get("Image") or "")
         if not image:
             return "<no image>"
@@ -183,56 +183,57 @@ class ContainerContext(Context):
             return ref.familiar_name()
         return image
 
-    def Command(self) -> str:  # noqa: N802
+    def Command(self) -> str:
         cmd = str(self.c.get("Command") or "")
         if self.trunc:
             cmd = ellipsis(cmd, 20)
         return go_quote(cmd)
 
-    def CreatedAt(self) -> str:  # noqa: N802
+    def CreatedAt(self) -> str:
         return go_time_string(int(self.c.get("Created") or 0))  # type: ignore[call-overload]
 
-    def RunningFor(self) -> str:  # noqa: N802
+    def RunningFor(self) -> str:
         return human_duration(time.time() - int(self.c.get("Created") or 0)) + " ago"  # type: ignore[call-overload]
 
-    def Ports(self) -> str:  # noqa: N802
+    def Ports(self) -> str:
         return displayable_ports(list(self.c.get("Ports") or []))  # type: ignore[call-overload]
 
-    def State(self) -> str:  # noqa: N802
+    def State(self) -> str:
         return str(self.c.get("State") or "")
 
-    def Status(self) -> str:  # noqa: N802
+    def Status(self) -> str:
         return str(self.c.get("Status") or "")
 
-    def Size(self) -> str:  # noqa: N802
+    def Size(self) -> str:
         self.size_used = True
         srw = human_size(int(self.c.get("SizeRw") or 0), 3)  # type: ignore[call-overload]
         root = int(self.c.get("SizeRootFs") or 0)  # type: ignore[call-overload]
         return f"{srw} (virtual {human_size(root, 3)})" if root > 0 else srw
 
-    def Labels(self) -> str:  # noqa: N802
+    def Labels(self) -> str:
         labels = self.c.get("Labels") or {}
         return ",".join(sorted(f"{k}={v}" for k, v in labels.items()))  # type: ignore[attr-defined]
 
-    def Label(self, name: str) -> str:  # noqa: N802
+    def Label(self, name: str) -> str:
         labels = self.c.get("Labels") or {}
         return str(labels.get(name, ""))  # type: ignore[attr-defined]
 
-    def Mounts(self) -> str:  # noqa: N802
+    def Mounts(self) -> str:
         out = []
         for m in self.c.get("Mounts") or []:  # type: ignore[attr-defined]
             name = m.get("Name") or m.get("Source") or ""
             out.append(ellipsis(name, 15) if self.trunc else name)
         return ",".join(out)
 
-    def LocalVolumes(self) -> str:  # noqa: N802
-        return str(sum(1 for m in self.c.get("Mounts") or [] if m.get("Driver") == "local"))  # type: ignore[attr-defined]
+    def LocalVolumes(self) -> str:
+        mounts: list[dict[str, object]] = self.c.get("Mounts") or []  # type: ignore[assignment]
+        return str(sum(1 for m in mounts if m.get("Driver") == "local"))
 
-    def Networks(self) -> str:  # noqa: N802
+    def Networks(self) -> str:
         ns = self.c.get("NetworkSettings") or {}
         return ",".join((ns.get("Networks") or {}).keys())  # type: ignore[attr-defined]
 
-    def Platform(self) -> object:  # noqa: N802
+    def Platform(self) -> object:
         desc = self.c.get("ImageManifestDescriptor") or {}
         p = desc.get("platform") if isinstance(desc, dict) else None
         if not p:
@@ -282,41 +283,41 @@ class ImageContext(Context):
         v = self.i.get(key)
         return int(v) if isinstance(v, (int, float)) else default
 
-    def ID(self) -> str:  # noqa: N802
+    def ID(self) -> str:
         iid = str(self.i.get("Id", ""))
         return truncate_id(iid) if self.trunc else iid
 
-    def Repository(self) -> str:  # noqa: N802
+    def Repository(self) -> str:
         return self.repo
 
-    def Tag(self) -> str:  # noqa: N802
+    def Tag(self) -> str:
         return self.tag
 
-    def Digest(self) -> str:  # noqa: N802
+    def Digest(self) -> str:
         return self.digest
 
-    def CreatedSince(self) -> str:  # noqa: N802
+    def CreatedSince(self) -> str:
         created = self._int("Created")
         return human_duration(time.time() - created) + " ago"
 
-    def CreatedAt(self) -> str:  # noqa: N802
+    def CreatedAt(self) -> str:
         return go_time_string(self._int("Created"))
 
-    def Size(self) -> str:  # noqa: N802
+    def Size(self) -> str:
         return human_size(self._int("Size"), 3)
 
-    def Containers(self) -> str:  # noqa: N802
+    def Containers(self) -> str:
         n = self._int("Containers", -1)
         return "N/A" if n == -1 else str(n)
 
-    def VirtualSize(self) -> str:  # noqa: N802
+    def VirtualSize(self) -> str:
         return human_size(self._int("Size"))
 
-    def SharedSize(self) -> str:  # noqa: N802
+    def SharedSize(self) -> str:
         n = self._int("SharedSize", -1)
         return "N/A" if n == -1 else human_size(n)
 
-    def UniqueSize(self) -> str:  # noqa: N802
+    def UniqueSize(self) -> str:
         size, shared = self._int("Size", -1), self._int("SharedSize", -1)
         return "N/A" if size == -1 or shared == -1 else human_size(size - shared)
 

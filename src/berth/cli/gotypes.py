@@ -5,7 +5,7 @@ inspect output shows where the raw JSON has `null` or leaves a field out."""
 from __future__ import annotations
 
 
-class GoStruct(dict):  # type: ignore[type-arg]
+class GoStruct(dict):
     """A JSON object that is a Go struct: prints as `{v1 v2 ...}` in field (= JSON) order."""
 
     __slots__ = ("pointer",)
@@ -30,7 +30,7 @@ class _Nil:
     def __len__(self) -> int:
         return 0
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(())
 
     def __repr__(self) -> str:
@@ -213,7 +213,7 @@ def typed(value: object, schema: dict[str, str], optional: dict[str, object], pa
     and omitted optional fields appear with their zero values."""
     kind = _schema_kind(schema, path)
     if value is None:
-        return _NIL_BY_KIND.get(kind or "", None)
+        return _NIL_BY_KIND.get(kind or "")
     if isinstance(value, dict):
         is_struct = kind in ("struct", "pstruct")
         items: dict[str, object] = {}

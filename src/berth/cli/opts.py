@@ -260,8 +260,8 @@ def parse_mount(value: str) -> dict[str, object]:
                                                    "ReadOnlyNonRecursive", "ReadOnlyForceRecursive") if bind.get(k)}
     if has_vol:
         v2: dict[str, object] = {k: vol[k] for k in ("NoCopy", "Labels", "Subpath") if vol.get(k)}
-        dc = vol.get("DriverConfig") or {}
-        v2["DriverConfig"] = {k: dc[k] for k in ("Name", "Options") if dc.get(k)}  # type: ignore[attr-defined]
+        dc: dict[str, object] = vol.get("DriverConfig") or {}  # type: ignore[assignment]
+        v2["DriverConfig"] = {k: dc[k] for k in ("Name", "Options") if dc.get(k)}
         out["VolumeOptions"] = v2
     if has_image:
         out["ImageOptions"] = {k: v for k, v in image.items() if v}
@@ -611,21 +611,21 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
                       tty_size: tuple[int, int] = (0, 0)) -> dict[str, object]:
     """Docker's `parse()` + ContainerCreate: the JSON body of `POST /containers/create`.
     Raises ValueError with docker's message on invalid input."""
-    attach: list[str] = o.attach or []  # type: ignore[assignment]
+    attach: list[str] = o.attach or []
     attach_stdin = "stdin" in attach or bool(o.interactive)
     attach_stdout = "stdout" in attach or not attach
     attach_stderr = "stderr" in attach or not attach
 
-    mac: str = o.mac_address  # type: ignore[assignment]
+    mac: str = o.mac_address
     if mac:
         _validate_mac(mac)
-    swappiness: int = o.memory_swappiness  # type: ignore[assignment]
+    swappiness: int = o.memory_swappiness
     if swappiness != -1 and not 0 <= swappiness <= 100:
         raise ValueError(f"invalid value: {swappiness}. Valid memory swappiness range is 0-100")
 
     volumes: dict[str, dict[str, object]] = {}
     binds: list[str] = []
-    for spec in o.volume or []:  # type: ignore[attr-defined]
+    for spec in o.volume or []:
         source, _target = _parse_volume(spec)
         if source:
             if source[0] in "./~" and source.startswith("."):
@@ -636,18 +636,18 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
             volumes[spec] = {}
 
     tmpfs: dict[str, str] = {}
-    for t in o.tmpfs or []:  # type: ignore[attr-defined]
+    for t in o.tmpfs or []:
         k, _, v = t.partition(":")
         tmpfs[k] = v
 
     entrypoint: list[str] | None = None
     if o.entrypoint:
-        entrypoint = [o.entrypoint]  # type: ignore[list-item]
+        entrypoint = [o.entrypoint]
     elif o.changed("entrypoint"):
         entrypoint = [""]
 
-    exposed, port_bindings = parse_port_specs(_convert_publish(o.publish or []))  # type: ignore[arg-type]
-    for e in o.expose or []:  # type: ignore[attr-defined]
+    exposed, port_bindings = parse_port_specs(_convert_publish(o.publish or []))
+    for e in o.expose or []:
         if ":" in e:
             raise ValueError(f"invalid port format for --expose: {e}")
         port, _, proto = e.partition("/")
@@ -660,37 +660,37 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
     exposed = dict(sorted(exposed.items()))
 
     devices = []
-    for d in o.device or []:  # type: ignore[attr-defined]
+    for d in o.device or []:
         devices.append(_parse_device(d, server_os))
 
     env: list[str] = []
-    for f in o.env_file or []:  # type: ignore[attr-defined]
+    for f in o.env_file or []:
         env += _kv_file(f, True)
-    env += o.env or []  # type: ignore[arg-type]
+    env += o.env or []
     labels: list[str] = []
-    for f in o.label_file or []:  # type: ignore[attr-defined]
+    for f in o.label_file or []:
         labels += _kv_file(f, False)
-    labels += o.label or []  # type: ignore[arg-type]
+    labels += o.label or []
 
-    _check_mode(o.pid, "pid", "PID")  # type: ignore[arg-type]
-    _check_mode(o.uts, "uts", "UTS", ("host", ""))  # type: ignore[arg-type]
+    _check_mode(o.pid, "pid", "PID")
+    _check_mode(o.uts, "uts", "UTS", ("host", ""))
     if o.userns not in ("host", ""):
         raise ValueError("--userns: invalid USER mode")
     if o.cgroupns not in ("host", "private", ""):
         raise ValueError("--cgroupns: invalid CGROUP mode")
 
-    restart = _parse_restart(o.restart)  # type: ignore[arg-type]
-    log_opts = _kv_map(o.log_opt or [])  # type: ignore[arg-type]
+    restart = _parse_restart(o.restart)
+    log_opts = _kv_map(o.log_opt or [])
     if o.log_driver == "none" and o.log_opt:
         raise ValueError(f"invalid logging opts for driver {o.log_driver}")
-    security = _parse_security_opts(list(o.security_opt or []))  # type: ignore[call-overload]
+    security = _parse_security_opts(list(o.security_opt or []))
     masked: list[str] | None = None
     readonly_paths: list[str] | None = None
     if "systempaths=unconfined" in security:
         security = [s for s in security if s != "systempaths=unconfined"]
         masked, readonly_paths = [], []
     storage: dict[str, str] = {}
-    for s in o.storage_opt or []:  # type: ignore[attr-defined]
+    for s in o.storage_opt or []:
         k, eq, v = s.partition("=")
         if not eq:
             raise ValueError("invalid storage option")
@@ -705,13 +705,13 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
         health = {"Test": ["NONE"]}
     elif have_health:
         for name in ("interval", "timeout"):
-            if o.get(f"health_{name}") < 0:  # type: ignore[operator]
+            if o.get(f"health_{name}") < 0:
                 raise ValueError(f"--health-{name} cannot be negative")
-        if o.health_retries < 0:  # type: ignore[operator]
+        if o.health_retries < 0:
             raise ValueError("--health-retries cannot be negative")
-        if o.health_start_period < 0:  # type: ignore[operator]
+        if o.health_start_period < 0:
             raise ValueError("--health-start-period cannot be negative")
-        if o.health_start_interval < 0:  # type: ignore[operator]
+        if o.health_start_interval < 0:
             raise ValueError("--health-start-interval cannot be negative")
         health = {}
         if o.health_cmd:
@@ -723,14 +723,14 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
                 health[key] = o.get(attr)
 
     ulimits: dict[str, object] = {}
-    for u in o.ulimit or []:  # type: ignore[attr-defined]
+    for u in o.ulimit or []:
         ulimits[u["Name"]] = u
     ulimit_list = [ulimits[k] for k in sorted(ulimits)]
 
-    network_modes = [_parse_network_opt(n) for n in [*(o.net or []), *(o.network or [])]]  # type: ignore[misc]
+    network_modes = [_parse_network_opt(n) for n in [*(o.net or []), *(o.network or [])]]
     network_mode = network_modes[0]["target"] if network_modes else "default"
-    aliases = [*(o.net_alias or []), *(o.network_alias or [])]  # type: ignore[misc]
-    links: list[str] = o.link or []  # type: ignore[assignment]
+    aliases = [*(o.net_alias or []), *(o.network_alias or [])]
+    links: list[str] = o.link or []
     endpoints = _network_endpoints(network_modes, aliases, links, o)
 
     config: dict[str, object] = {
@@ -747,7 +747,7 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
     config.update({"Image": image, "Volumes": dict(sorted(volumes.items())), "WorkingDir": o.workdir,
                    "Entrypoint": entrypoint})
     ep_main = endpoints.get(network_mode) if isinstance(network_mode, str) else None
-    if ep_main and ep_main.get("MacAddress"):
+    if isinstance(ep_main, dict) and ep_main.get("MacAddress"):
         config["MacAddress"] = ep_main["MacAddress"]
     config.update({"OnBuild": None, "Labels": _kv_map(labels)})
     if o.stop_signal:
@@ -762,13 +762,13 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
         "AutoRemove": o.rm, "VolumeDriver": o.volume_driver, "VolumesFrom": o.volumes_from or None,
         "ConsoleSize": [tty_size[0], tty_size[1]],
     }
-    annotations = _kv_map(o.annotation or [])  # type: ignore[arg-type]
+    annotations = _kv_map(o.annotation or [])
     if annotations:
         host["Annotations"] = annotations
     host.update({
-        "CapAdd": normalize_caps(o.cap_add or []), "CapDrop": normalize_caps(o.cap_drop or []),  # type: ignore[arg-type]
+        "CapAdd": normalize_caps(o.cap_add or []), "CapDrop": normalize_caps(o.cap_drop or []),
         "CgroupnsMode": o.cgroupns, "Dns": o.dns or [],
-        "DnsOptions": [*(o.dns_opt or []), *(o.dns_option or [])], "DnsSearch": o.dns_search or [],  # type: ignore[misc]
+        "DnsOptions": [*(o.dns_opt or []), *(o.dns_option or [])], "DnsSearch": o.dns_search or [],
         "ExtraHosts": o.add_host or None, "GroupAdd": o.group_add or None, "IpcMode": o.ipc, "Cgroup": "",
         "Links": links or None, "OomScoreAdj": o.oom_score_adj, "PidMode": o.pid, "Privileged": o.privileged,
         "PublishAllPorts": o.publish_all, "ReadonlyRootfs": o.read_only, "SecurityOpt": security or None,
@@ -778,7 +778,7 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
     if tmpfs:
         host["Tmpfs"] = dict(sorted(tmpfs.items()))
     host.update({"UTSMode": o.uts, "UsernsMode": o.userns, "ShmSize": o.shm_size})
-    sysctls = _kv_map(o.sysctl or [])  # type: ignore[arg-type]
+    sysctls = _kv_map(o.sysctl or [])
     if sysctls:
         host["Sysctls"] = sysctls
     if o.runtime:
@@ -786,11 +786,11 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
     host.update({
         "Isolation": o.isolation, "CpuShares": o.cpu_shares, "Memory": o.memory, "NanoCpus": o.cpus,
         "CgroupParent": o.cgroup_parent, "BlkioWeight": o.blkio_weight,
-        "BlkioWeightDevice": [_weight_device(d) for d in o.blkio_weight_device or []],  # type: ignore[attr-defined]
-        "BlkioDeviceReadBps": [_throttle(d, True) for d in o.device_read_bps or []],  # type: ignore[attr-defined]
-        "BlkioDeviceWriteBps": [_throttle(d, True) for d in o.device_write_bps or []],  # type: ignore[attr-defined]
-        "BlkioDeviceReadIOps": [_throttle(d, False) for d in o.device_read_iops or []],  # type: ignore[attr-defined]
-        "BlkioDeviceWriteIOps": [_throttle(d, False) for d in o.device_write_iops or []],  # type: ignore[attr-defined]
+        "BlkioWeightDevice": [_weight_device(d) for d in o.blkio_weight_device or []],
+        "BlkioDeviceReadBps": [_throttle(d, True) for d in o.device_read_bps or []],
+        "BlkioDeviceWriteBps": [_throttle(d, True) for d in o.device_write_bps or []],
+        "BlkioDeviceReadIOps": [_throttle(d, False) for d in o.device_read_iops or []],
+        "BlkioDeviceWriteIOps": [_throttle(d, False) for d in o.device_write_iops or []],
         "CpuPeriod": o.cpu_period, "CpuQuota": o.cpu_quota, "CpuRealtimePeriod": o.cpu_rt_period,
         "CpuRealtimeRuntime": o.cpu_rt_runtime, "CpusetCpus": o.cpuset_cpus, "CpusetMems": o.cpuset_mems,
         "Devices": devices, "DeviceCgroupRules": o.device_cgroup_rule or None, "DeviceRequests": None,
@@ -947,7 +947,7 @@ def _network_endpoints(modes: list[dict[str, object]], aliases: list[str], links
             ipv4 = ipv4 or str(o.ip or "")
             ipv6 = ipv6 or str(o.ip6 or "")
             ep_mac = ep_mac or str(o.mac_address or "")
-            lli = lli or list(o.link_local_ip or [])  # type: ignore[call-overload]
+            lli = lli or list(o.link_local_ip or [])
         if not target.strip():
             raise ValueError("no name set for network")
         if not _user_defined(target):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from berth.cli.app import Cli
 from berth.cli.config import encode_auth
@@ -14,7 +15,7 @@ def registry_auth(cli: Cli, ref: Reference) -> str:
     return encode_auth(cli.config.get_auth(ref.auth_key()))
 
 
-def stream_writer(cli: Cli, to_stderr: bool) -> tuple[object, bool, int]:
+def stream_writer(cli: Cli, to_stderr: bool) -> tuple[Callable[[str], None], bool, int]:
     """(write function, is a terminal, width) for progress output on stdout or stderr."""
     stream = cli.stderr if to_stderr else cli.stdout
     fd = 2 if to_stderr else 1
@@ -55,4 +56,4 @@ def pull_image(cli: Cli, image: str, platform: str = "", quiet: bool = False, to
                 raise JSONMessageError(str(err.get("message", "")) if isinstance(err, dict) else str(err))
         return
     write, tty, width = stream_writer(cli, to_stderr)
-    display_stream(stream, write, tty, width)  # type: ignore[arg-type]
+    display_stream(stream, write, tty, width)

@@ -172,7 +172,7 @@ def pump(conn: Hijacked, *, tty: bool, stdin_fd: int | None, stdout_fd: int | No
                         on_signal(num)
             if stdin_open and stdin_fd in ready:
                 try:
-                    data = os.read(stdin_fd, 32768)  # type: ignore[arg-type]
+                    data = os.read(stdin_fd, 32768)
                 except OSError as e:
                     if e.errno in (errno.EAGAIN, errno.EINTR):
                         continue

@@ -93,7 +93,7 @@ class TabWriter:
                 line = self.lines[this]
                 if column >= len(line) - 1:
                     break
-                text, w, tab = line[column]
+                _text, w, tab = line[column]
                 if w + self.padding > width:
                     width = w + self.padding
                 if w > 0 or tab:

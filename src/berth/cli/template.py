@@ -10,7 +10,7 @@ or objects whose attributes (and methods with arguments, e.g. `.Label "k"`) are 
 from __future__ import annotations
 
 import json as _json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from berth.cli.gotypes import GoStruct, _Nil, go_print, is_nil, to_json_value, truth
 
@@ -220,7 +220,7 @@ def _number(text: str) -> int | float:
 
 
 class _Parser:
-    def __init__(self, src: str, funcs: dict[str, object] | None = None) -> None:
+    def __init__(self, src: str, funcs: Mapping[str, object] | None = None) -> None:
         self.src = src
         self.funcs = funcs if funcs is not None else FUNCS
         self.toks = _lex(src)
@@ -246,15 +246,15 @@ class _Parser:
         line = _line(self.src, tok.pos) if tok is not None else 1
         return TemplateError(f"template: :{line}: {msg}")
 
-    def parse(self) -> list[tuple]:  # type: ignore[type-arg]
+    def parse(self) -> list[tuple]:
         nodes, end = self.parse_list(top=True)
         if end is not None:
             raise self.err(f"unexpected {{{{{end}}}}}")
         return nodes
 
-    def parse_list(self, top: bool = False) -> tuple[list[tuple], str | None]:  # type: ignore[type-arg]
+    def parse_list(self, top: bool = False) -> tuple[list[tuple], str | None]:
         """Parse until {{end}} / {{else}} (returned) or EOF."""
-        nodes: list[tuple] = []  # type: ignore[type-arg]
+        nodes: list[tuple] = []
         while self.i < len(self.toks):
             t = self.toks[self.i]
             if t.kind == "text":
@@ -293,14 +293,14 @@ class _Parser:
         if t.kind != "close":
             raise self.err(f"unexpected {t.val!r} in end".replace("'", '"'), t)
 
-    def parse_control(self, kind: str, tok: Tok) -> tuple:  # type: ignore[type-arg]
+    def parse_control(self, kind: str, tok: Tok) -> tuple:
         pipe = self.parse_pipeline(kind, allow_decl=True, in_range=kind == "range")
         if kind == "range":
             self.range_depth += 1
         body, end = self.parse_list()
         if kind == "range":
             self.range_depth -= 1
-        else_body: list[tuple] = []  # type: ignore[type-arg]
+        else_body: list[tuple] = []
         if end == "else":
             nxt = self.peek()
             if nxt is not None and nxt.kind == "keyword" and nxt.val in ("if", "with") and kind in ("if", "with"):
@@ -316,7 +316,7 @@ class _Parser:
             raise self.err(f"unexpected EOF in {kind}", tok)
         return (kind, pipe, body, else_body)
 
-    def parse_pipeline(self, context: str, allow_decl: bool = False, in_range: bool = False) -> tuple:  # type: ignore[type-arg]
+    def parse_pipeline(self, context: str, allow_decl: bool = False, in_range: bool = False) -> tuple:
         decls: list[str] = []
         is_assign = False
         if allow_decl:
@@ -339,7 +339,7 @@ class _Parser:
                     is_assign = nt.kind == "assign"
                 else:
                     self.i = save
-        cmds: list[list[tuple]] = []  # type: ignore[type-arg]
+        cmds: list[list[tuple]] = []
         while True:
             cmd = self.parse_command()
             if not cmd:
@@ -356,17 +356,17 @@ class _Parser:
             raise self.err(f"unexpected {t.val!r} in operand".replace("'", '"'), t)
         return (decls, is_assign, cmds)
 
-    def parse_command(self) -> list[tuple]:  # type: ignore[type-arg]
-        args: list[tuple] = []  # type: ignore[type-arg]
+    def parse_command(self) -> list[tuple]:
+        args: list[tuple] = []
         while True:
             t = self.peek()
             if t is None or t.kind in ("close", "|", ")"):
                 return args
             args.append(self.parse_operand())
 
-    def parse_operand(self) -> tuple:  # type: ignore[type-arg]
+    def parse_operand(self) -> tuple:
         t = self.next()
-        node: tuple  # type: ignore[type-arg]
+        node: tuple
         if t.kind == "field":
             names = [t.val]
             while self.i < len(self.toks) and self.toks[self.i].kind == "field":
@@ -409,7 +409,7 @@ class _Parser:
         if names:
             if node[0] != "pipe":
                 raise self.err(f"unexpected . after term {node!r}", t)
-            node = ("pipe", node[1], names, node[3])
+            node = ("pipe", node[1], names, node[-1])
         return node
 
 
@@ -431,7 +431,7 @@ class _MissingKey:
 MISSING = _MissingKey()
 
 
-def _node_str(node: tuple) -> str:  # type: ignore[type-arg]
+def _node_str(node: tuple) -> str:
     kind = node[0]
     if kind == "field":
         return "." + ".".join(node[1])
@@ -461,14 +461,14 @@ class Template:
 
     # --
 
-    def _err(self, node: tuple, msg: str, offset: int = 0) -> TemplateError:  # type: ignore[type-arg]
+    def _err(self, node: tuple, msg: str, offset: int = 0) -> TemplateError:
         pos = (node[-1] if isinstance(node[-1], int) else 0) + offset
         line = _line(self.source, pos)
         last_nl = self.source.rfind("\n", 0, pos)
         col = pos if last_nl < 0 else pos - (last_nl + 1)
         return TemplateError(f'template: :{line}:{col}: executing "" at <{_node_str(node)}>: {msg}')
 
-    def _walk(self, nodes: list[tuple], dot: object, vars_: list[tuple[str, object]], out: list[str]) -> None:  # type: ignore[type-arg]
+    def _walk(self, nodes: list[tuple], dot: object, vars_: list[tuple[str, object]], out: list[str]) -> None:
         for node in nodes:
             kind = node[0]
             if kind == "text":
@@ -499,7 +499,7 @@ class Template:
             elif kind == "continue":
                 raise _Continue
 
-    def _range(self, node: tuple, dot: object, vars_: list[tuple[str, object]], out: list[str]) -> None:  # type: ignore[type-arg]
+    def _range(self, node: tuple, dot: object, vars_: list[tuple[str, object]], out: list[str]) -> None:
         decls, _assign, cmds = node[1]
         mark = len(vars_)
         val = self._unmissing(self._pipeline((([], False, cmds)), dot, vars_))
@@ -540,7 +540,7 @@ class Template:
     def _unmissing(val: object) -> object:
         return None if val is MISSING else val
 
-    def _pipeline(self, pipe: tuple, dot: object, vars_: list[tuple[str, object]]) -> object:  # type: ignore[type-arg]
+    def _pipeline(self, pipe: tuple, dot: object, vars_: list[tuple[str, object]]) -> object:
         decls, is_assign, cmds = pipe
         val: object = MISSING
         first = True
@@ -560,7 +560,7 @@ class Template:
                 vars_.append((name, val))
         return val
 
-    def _command(self, cmd: list[tuple], dot: object, vars_: list[tuple[str, object]], final: object,  # type: ignore[type-arg]
+    def _command(self, cmd: list[tuple], dot: object, vars_: list[tuple[str, object]], final: object,
                  has_final: bool) -> object:
         first = cmd[0]
         kind = first[0]
@@ -606,13 +606,13 @@ class Template:
             raise self._err(first, f"can't give argument to non-function {_node_str(first)}")
         return self._arg(first, dot, vars_)
 
-    def _lookup_var(self, node: tuple, vars_: list[tuple[str, object]]) -> object:  # type: ignore[type-arg]
+    def _lookup_var(self, node: tuple, vars_: list[tuple[str, object]]) -> object:
         for name, val in reversed(vars_):
             if name == node[1]:
                 return val
         raise TemplateError(f"template: :1: undefined variable: {node[1]}")
 
-    def _arg(self, node: tuple, dot: object, vars_: list[tuple[str, object]]) -> object:  # type: ignore[type-arg]
+    def _arg(self, node: tuple, dot: object, vars_: list[tuple[str, object]]) -> object:
         kind = node[0]
         if kind == "dot":
             return dot
@@ -636,7 +636,7 @@ class Template:
                 raise self._err(node, f"wrong number of args for {node[1]}: want more got 0") from None
         raise self._err(node, "unexpected node")
 
-    def _fields(self, node: tuple, receiver: object, names: list[str], args: list[object]) -> object:  # type: ignore[type-arg]
+    def _fields(self, node: tuple, receiver: object, names: list[str], args: list[object]) -> object:
         val = receiver
         # Go reports the position of the field that failed: the chain's start plus the names before it
         base = len(node[1]) if node[0] == "var" else 0
@@ -651,7 +651,7 @@ class Template:
             val = self._field(node, val, name, args if last else [], last, offsets[i])
         return val
 
-    def _field(self, node: tuple, receiver: object, name: str, args: list[object], last: bool,  # type: ignore[type-arg]
+    def _field(self, node: tuple, receiver: object, name: str, args: list[object], last: bool,
                offset: int = 0) -> object:
         if receiver is MISSING or receiver is None:
             raise self._err(node, f"nil pointer evaluating interface {{}}.{name}", offset)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 
 
@@ -30,7 +34,7 @@ class RawMode:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.saved: list[object] | None = None
+        self.saved: list[Any] | None = None
 
     def __enter__(self) -> RawMode:
         import termios

@@ -7,7 +7,7 @@ BERTH_API_VERSION) pins the version and skips negotiation."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from berth.client import errors
 from berth.client.hosts import TLSConfig, parse_host, select_host
@@ -44,7 +44,7 @@ def path_escape(s: str) -> str:
     return "".join(out)
 
 
-def encode_query(params: dict[str, object] | None) -> str:
+def encode_query(params: Mapping[str, object] | None) -> str:
     """Go's url.Values.Encode: keys sorted; list values repeat the key; None values are dropped."""
     if not params:
         return ""
@@ -138,12 +138,12 @@ class APIClient:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def url(self, path: str, params: dict[str, object] | None = None, versioned: bool = True) -> str:
+    def url(self, path: str, params: Mapping[str, object] | None = None, versioned: bool = True) -> str:
         prefix = f"/v{self.negotiate()}" if versioned else ""
         q = encode_query(params)
         return f"{prefix}{path}?{q}" if q else f"{prefix}{path}"
 
-    def _send(self, method: str, path: str, params: dict[str, object] | None = None, *,
+    def _send(self, method: str, path: str, params: Mapping[str, object] | None = None, *,
               body: bytes | Iterable[bytes] | None = None, headers: dict[str, str] | None = None,
               versioned: bool = True) -> Response:
         target = self.url(path, params, versioned)
@@ -172,7 +172,7 @@ class APIClient:
             resp.url = target  # type: ignore[attr-defined]
             return resp
 
-    def request(self, method: str, path: str, params: dict[str, object] | None = None, *,
+    def request(self, method: str, path: str, params: Mapping[str, object] | None = None, *,
                 json: object = None, body: bytes | Iterable[bytes] | None = None,
                 headers: dict[str, str] | None = None, versioned: bool = True) -> Response:
         """Send a request and return the response with its body unread; raise the typed
@@ -189,38 +189,38 @@ class APIClient:
             raise errors.from_response(resp.status, resp.header("content-type"), data, resp.url)  # type: ignore[attr-defined]
         return resp
 
-    def get_json(self, path: str, params: dict[str, object] | None = None, **kw: object) -> object:
+    def get_json(self, path: str, params: Mapping[str, object] | None = None, **kw: object) -> object:
         import json as _json
 
         data = self.request("GET", path, params, **kw).read()  # type: ignore[arg-type]
         return _json.loads(data) if data else None
 
-    def post_json(self, path: str, params: dict[str, object] | None = None, json: object = None,
+    def post_json(self, path: str, params: Mapping[str, object] | None = None, json: object = None,
                   **kw: object) -> object:
         import json as _json
 
         data = self.request("POST", path, params, json=json, **kw).read()  # type: ignore[arg-type]
         return _json.loads(data) if data.strip() else None
 
-    def post(self, path: str, params: dict[str, object] | None = None, json: object = None, **kw: object) -> int:
+    def post(self, path: str, params: Mapping[str, object] | None = None, json: object = None, **kw: object) -> int:
         """POST, discard the body, return the status (304 counts as success, as for docker)."""
         resp = self.request("POST", path, params, json=json, **kw)  # type: ignore[arg-type]
         resp.read()
         return resp.status
 
-    def delete(self, path: str, params: dict[str, object] | None = None) -> object:
+    def delete(self, path: str, params: Mapping[str, object] | None = None) -> object:
         import json as _json
 
         data = self.request("DELETE", path, params).read()
         return _json.loads(data) if data.strip() else None
 
-    def stream_json(self, method: str, path: str, params: dict[str, object] | None = None,
+    def stream_json(self, method: str, path: str, params: Mapping[str, object] | None = None,
                     **kw: object) -> Iterator[object]:
         """A JSON-message stream (pull, push, load, build, events, stats)."""
         resp = self.request(method, path, params, **kw)  # type: ignore[arg-type]
         return resp.iter_json()
 
-    def hijack(self, path: str, params: dict[str, object] | None = None, json: object = None,
+    def hijack(self, path: str, params: Mapping[str, object] | None = None, json: object = None,
                content_type: str = "text/plain") -> tuple[Hijacked, Response]:
         """Attach/exec-start: `Connection: Upgrade`, `Upgrade: tcp`; the daemon must answer 101."""
         hdrs = {"Connection": "Upgrade", "Upgrade": "tcp"}

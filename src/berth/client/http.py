@@ -31,7 +31,7 @@ def connect(endpoint: Endpoint, tls: TLSConfig | None = None, timeout: float | N
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
             try:
-                sock.connect(endpoint.address)  # type: ignore[arg-type]
+                sock.connect(endpoint.address)
             except BaseException:
                 sock.close()
                 raise
@@ -90,7 +90,7 @@ class Connection:
         self.sock.sendall(head)
         if chunked:
             for piece in body:  # type: ignore[union-attr]
-                if piece:
+                if isinstance(piece, (bytes, bytearray)) and piece:
                     self.sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.sock.sendall(b"0\r\n\r\n")
 

@@ -253,7 +253,7 @@ def update(cli: Cli, path: str, argv: list[str]) -> int:
     restart_policy = {"Name": "", "MaximumRetryCount": 0}
     if o.restart:
         try:
-            restart_policy = _parse_restart(o.restart)  # type: ignore[assignment]
+            restart_policy = _parse_restart(o.restart)
         except ValueError as e:
             raise StatusError(1, str(e)) from None
     body: dict[str, object] = {

@@ -19,6 +19,10 @@ from berth.cli.commands.container import _cpath, _parse
 from berth.cli.flags import BOOL, Flag
 from berth.client.errors import DaemonError, DaemonNotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def split_arg(arg: str) -> tuple[str, str]:
     """docker's splitCpArg: "ctr:path" unless the part before ':' looks like a local path."""
@@ -130,7 +134,7 @@ def extract(fileobj: object, dest: str, rebase: tuple[str, str] | None = None) -
             os.utime(path, (m.mtime, m.mtime))
 
 
-def _stat_header(value: str) -> dict[str, object]:
+def _stat_header(value: str) -> dict[str, Any]:
     try:
         return json.loads(base64.b64decode(value)) if value else {}
     except (ValueError, TypeError):
@@ -195,7 +199,7 @@ def _from_container(cli: Cli, ctr: str, src: str, dst: str, quiet: bool, follow:
     return 0
 
 
-def _tar_pieces(src: str, arcname: str):  # type: ignore[no-untyped-def]
+def _tar_pieces(src: str, arcname: str):
     """A tar of src (root entry named arcname), produced in pieces as it is written."""
     import io
 
@@ -212,9 +216,9 @@ def _tar_pieces(src: str, arcname: str):  # type: ignore[no-untyped-def]
             return len(data)
 
     sink = Sink()
-    tf = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    tf = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115
 
-    def walk(path: str, name: str):  # type: ignore[no-untyped-def]
+    def walk(path: str, name: str):
         tf.add(path, arcname=name, recursive=False)
         if os.path.isdir(path) and not os.path.islink(path):
             for entry in sorted(os.listdir(path)):
@@ -265,7 +269,7 @@ def _to_container(cli: Cli, src: str, ctr: str, dst: str, quiet: bool, archive: 
     params["path"] = put_dir
     total = 0
 
-    def counted():  # type: ignore[no-untyped-def]
+    def counted():
         nonlocal total
         for piece in _tar_pieces(local, arcname):
             total += len(piece)

@@ -11,6 +11,10 @@ from berth.cli.flags import BOOL, LIST, STRING, Flag
 from berth.client.api import path_escape
 from berth.client.errors import DaemonError, DaemonNotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 
 def images(cli: Cli, path: str, argv: list[str]) -> int:
     p = _parse(cli, path, "[OPTIONS] [REPOSITORY[:TAG]]", [
@@ -129,7 +133,7 @@ def save(cli: Cli, path: str, argv: list[str]) -> int:
     return 0
 
 
-def _file_chunks(f: object, size: int = 1 << 20):  # type: ignore[no-untyped-def]
+def _file_chunks(f: object, size: int = 1 << 20):
     while True:
         data = f.read(size)  # type: ignore[attr-defined]
         if not data:
@@ -159,7 +163,7 @@ def load(cli: Cli, path: str, argv: list[str]) -> int:
     o, _ = p
     if o.input:
         try:
-            src = open(o.input, "rb")
+            src: BinaryIO = open(o.input, "rb")  # noqa: SIM115 - closed by the with below
         except OSError as e:
             raise StatusError(1, f"open {o.input}: {(e.strerror or str(e)).lower()}") from None
     else:
@@ -223,7 +227,7 @@ def import_(cli: Cli, path: str, argv: list[str]) -> int:
     else:
         params["fromSrc"] = "-"
         try:
-            src = open(source, "rb")
+            src = open(source, "rb")  # noqa: SIM115 - read while the request streams
         except OSError as e:
             raise StatusError(1, f"open {source}: {(e.strerror or str(e)).lower()}") from None
     if src is not None:
@@ -263,11 +267,11 @@ def history(cli: Cli, path: str, argv: list[str]) -> int:
         def __init__(self, h: dict[str, object]) -> None:
             self.h = h
 
-        def ID(self) -> str:  # noqa: N802
+        def ID(self) -> str:
             i = str(self.h.get("Id") or "")
             return truncate_id(i) if trunc else i
 
-        def CreatedAt(self) -> str:  # noqa: N802
+        def CreatedAt(self) -> str:
             import time
 
             t = time.localtime(int(self.h.get("Created") or 0))  # type: ignore[call-overload]
@@ -275,7 +279,7 @@ def history(cli: Cli, path: str, argv: list[str]) -> int:
             zone = "Z" if off == 0 else f"{'+' if off > 0 else '-'}{abs(off) // 3600:02d}:{abs(off) % 3600 // 60:02d}"
             return time.strftime("%Y-%m-%dT%H:%M:%S", t) + zone
 
-        def CreatedSince(self) -> str:  # noqa: N802
+        def CreatedSince(self) -> str:
             if not human:
                 return self.CreatedAt()
             import time
@@ -285,15 +289,15 @@ def history(cli: Cli, path: str, argv: list[str]) -> int:
                 return "N/A"
             return human_duration(time.time() - created) + " ago"
 
-        def CreatedBy(self) -> str:  # noqa: N802
+        def CreatedBy(self) -> str:
             s = str(self.h.get("CreatedBy") or "").replace("\t", " ")
             return ellipsis(s, 45) if trunc else s
 
-        def Size(self) -> str:  # noqa: N802
+        def Size(self) -> str:
             n = int(self.h.get("Size") or 0)  # type: ignore[call-overload]
             return human_size(n, 3) if human else str(n)
 
-        def Comment(self) -> str:  # noqa: N802
+        def Comment(self) -> str:
             return str(self.h.get("Comment") or "")
 
     fmt = o.format or "table"
@@ -456,7 +460,7 @@ def bootstrap(cli: Cli, path: str, argv: list[str]) -> int:
     if name not in ("busybox", "debian"):
         raise StatusError(1, f'unknown image "{name}": must be one of "busybox", "debian"')
     try:
-        from berth.image import bootstrap as boot  # type: ignore[attr-defined]
+        from berth.image import bootstrap as boot
     except ImportError:
         raise StatusError(1, "berth image bootstrap is not available yet: berth.image.bootstrap is not "
                              "installed in this build") from None

@@ -21,7 +21,7 @@ def _detach_keys(cli: Cli, flag: str) -> tuple[str, bytes]:
     return text, keys
 
 
-def _forwarder(cli: Cli, cid: str, tty: bool, resize_path: str | None):  # type: ignore[no-untyped-def]
+def _forwarder(cli: Cli, cid: str, tty: bool, resize_path: str | None):
     import signal as _signal
 
     from berth.cli.pump import signal_name
@@ -146,11 +146,11 @@ def attach(cli: Cli, path: str, argv: list[str]) -> int:
         c = client.get_json(_cpath(name, "json"))
         assert isinstance(c, dict)
         st = c.get("State") or {}
-        if not st.get("Running"):  # type: ignore[attr-defined]
+        if not st.get("Running"):
             raise StatusError(1, "You cannot attach to a stopped container, start it first")
-        if st.get("Paused"):  # type: ignore[attr-defined]
+        if st.get("Paused"):
             raise StatusError(1, "You cannot attach to a paused container, unpause it first")
-        if st.get("Restarting"):  # type: ignore[attr-defined]
+        if st.get("Restarting"):
             raise StatusError(1, "You cannot attach to a restarting container, wait until it is running")
         return c
 
@@ -311,7 +311,7 @@ def get_timestamp(value: str, now: float | None = None) -> str:
             t = t.astimezone()
         ts = t.timestamp()
         sec = int(ts // 1)
-        return f"{sec}.{int(round((ts - sec) * 1e9)):09d}"
+        return f"{sec}.{round((ts - sec) * 1e9):09d}"
     raise StatusError(1, f'failed to parse value as time or duration: "{value}"')
 
 
@@ -342,7 +342,7 @@ def logs(cli: Cli, path: str, argv: list[str]) -> int:
     from berth.cli.pump import write_all
 
     cli.stdout.flush()
-    if (c.get("Config") or {}).get("Tty"):  # type: ignore[attr-defined]
+    if (c.get("Config") or {}).get("Tty"):
         for piece in resp.iter_raw():
             if not write_all(1, piece):
                 break

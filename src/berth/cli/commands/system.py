@@ -107,7 +107,7 @@ def version(cli: Cli, path: str, argv: list[str]) -> int:
         api_version = cli.client.api_version()
         assert isinstance(sv, dict)
         server = sv
-        components = list(sv.get("Components") or [])  # type: ignore[call-overload]
+        components = list(sv.get("Components") or [])
         engine = [c for c in components if c.get("Name") == "Engine"]
         for c in engine:
             d = c.get("Details") or {}
@@ -194,8 +194,8 @@ def info(cli: Cli, path: str, argv: list[str]) -> int:
         cli.err(str(w))
     if server_errors:
         cli.stdout.flush()
-        for e in server_errors:
-            cli.err(f"ERROR: {e}")
+        for msg in server_errors:
+            cli.err(f"ERROR: {msg}")
         raise StatusError(1, "errors pretty printing info")
     return 0
 
@@ -413,19 +413,19 @@ def df(cli: Cli, path: str, argv: list[str]) -> int:
         def __init__(self, r: tuple[object, ...]) -> None:
             self.r = r
 
-        def Type(self) -> str:  # noqa: N802
+        def Type(self) -> str:
             return str(self.r[0])
 
-        def TotalCount(self) -> str:  # noqa: N802
+        def TotalCount(self) -> str:
             return str(self.r[1])
 
-        def Active(self) -> str:  # noqa: N802
+        def Active(self) -> str:
             return str(self.r[2])
 
-        def Size(self) -> str:  # noqa: N802
+        def Size(self) -> str:
             return str(self.r[3])
 
-        def Reclaimable(self) -> str:  # noqa: N802
+        def Reclaimable(self) -> str:
             return str(self.r[4])
 
     if o.verbose:
@@ -489,8 +489,7 @@ def prune(cli: Cli, path: str, argv: list[str]) -> int:
     if output:
         cli.out(output)
     try:
-        bfilters = list(filters) + ([] if o.all else [])
-        report = cli.client.post_json("/build/prune", {"filters": to_json(bfilters) or "",
+        report = cli.client.post_json("/build/prune", {"filters": to_json(filters) or "",
                                                        "all": True if o.all else None}) or {}
         caches = report.get("CachesDeleted") or []  # type: ignore[attr-defined]
         if caches:
