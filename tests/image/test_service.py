@@ -113,6 +113,8 @@ def test_container_rootfs_changes_commit_export(loaded: ImageService, tmp_path) 
     doc = loaded.inspect("bb:committed")
     assert doc["Parent"] == loaded.resolve("busybox").id and doc["Comment"] == "m"
     assert doc["Config"]["Cmd"] == ["cat", "/etc/motd"] and "A=b" in doc["Config"]["Env"]
+    hist = loaded.history("bb:committed")
+    assert [h["Id"] for h in hist] == [new, loaded.resolve("busybox").id] and hist[1]["Tags"] == ["busybox:latest"]
     exp = io.BytesIO()
     loaded.export_image(new, exp)
     flat = _tar(io.BytesIO(exp.getvalue()))

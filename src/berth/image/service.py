@@ -412,7 +412,20 @@ class ImageService:
     def history(self, ref_or_id: str) -> list[dict[str, Any]]:
         rec = self.resolve(ref_or_id)
         sizes = [self.meta.get_layer(c) for c in rec.chain]
-        return shapes.history(rec, [s.size if s else 0 for s in sizes])
+        out = shapes.history(rec, [s.size if s else 0 for s in sizes])
+        parent = rec.row.parent
+        while parent:  # entries that belong to local ancestors show their ids and tags, as Docker does
+            anc = self.meta.get_image(parent)
+            if anc is None:
+                break
+            n = len(self.config(parent).history)
+            if 0 < n <= len(out):
+                entry = out[len(out) - n]
+                entry["Id"] = parent
+                entry["Tags"] = [reference.parse(r).familiar() for r, _, k in self.meta.refs_of(parent)
+                                 if k == "tag"] or None
+            parent = anc.parent
+        return out
 
     # -- delete, prune, gc ----------------------------------------------------------------------------
     def _users(self, image_id: str) -> tuple[list[str], list[str]]:
