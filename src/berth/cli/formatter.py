@@ -387,8 +387,6 @@ def render(fmt: str, rows: Iterable[object], headers: dict[str, str] | None = No
             raise TemplateError(f"template parsing error: {e}") from None
     if not is_table:
         return "".join(lines)
-    try:
-        header = Template(body, funcs=HEADER_FUNCS).execute(headers or {})
-    except TemplateError:
-        header = ""
+    # docker ignores header errors, keeping what was rendered before the failing action
+    header = Template(body, funcs=HEADER_FUNCS).execute_partial(headers or {})[0]
     return tabulate(header + "\n" + "".join(lines))

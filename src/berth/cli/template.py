@@ -459,6 +459,15 @@ class Template:
         self._walk(self.nodes, data, [("$", data)], out)
         return "".join(out)
 
+    def execute_partial(self, data: object) -> tuple[str, TemplateError | None]:
+        """Like Go's Execute into a buffer: on an error, what was written before it is kept."""
+        out: list[str] = []
+        try:
+            self._walk(self.nodes, data, [("$", data)], out)
+        except TemplateError as e:
+            return "".join(out), e
+        return "".join(out), None
+
     # --
 
     def _err(self, node: tuple, msg: str, offset: int = 0) -> TemplateError:
