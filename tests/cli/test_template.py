@@ -116,4 +116,4 @@ def test_preformat_and_table_header() -> None:
                   {"ID": "CONTAINER ID", "Names": "NAMES"}) == \
         "CONTAINER ID   NAMES     \n0123456789ab   web       1\n"
     assert render("{{.Labels}} {{.Command}}", [row]) == 'a=1,b=2 "sleep 1000000000000…"\n'
-    assert render("{{json .}}", [row]).startswith('{"Command":"\\"sleep 100000000000…\\"","CreatedAt":')
+    assert render("{{json .}}", [row]).startswith('{"Command":"\\"sleep 1000000000000…\\"","CreatedAt":')
