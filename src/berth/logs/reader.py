@@ -57,6 +57,11 @@ class LogReader:
         self.done = False  # an entry after `until` was seen: nothing more will be yielded
         self.closed = False
         self._final = False  # the current file was rotated away: read it to its end, then move on
+        self._gz: Iterator[bytes] | None = None  # lines of a gzip file being followed through
+        self._queue: list[LogFile] = []  # files to follow after the current one, oldest first
+        self._finished: LogFile | None = None  # the file followed last, and the time of its last entry
+        self._finished_ns = 0
+        self._last_ns = 0  # time of the last entry decoded
 
     # -- filtering ---------------------------------------------------------------------------------
     def _accept(self, line: bytes) -> Entry | None:
@@ -64,6 +69,7 @@ class LogReader:
         e = decode(line)
         if e is None:
             return None
+        self._last_ns = e[2]
         if self._since is not None:
             if e[2] < self._since:
                 return None
@@ -149,16 +155,16 @@ class LogReader:
         with self._lock:
             out: list[Entry] = []
             while not self.closed and not self.done and len(out) < limit:
-                if self._current is None and not self._reopen():
+                if self._current is None and not self._next_file():
                     break
                 assert self._current is not None
                 if self._read_current(out, limit):
                     continue
-                if self._final:  # a rotated-away file read to its end: go on with the new one
-                    self._current.close()
+                if self._final:  # a rotated-away file read to its end: go on with the next one
+                    self._finished, self._finished_ns = self._current, self._last_ns
                     self._current = None
                     self._final = False
-                elif files.ident(self.path) != self._current.ident:
+                elif self._current.gz or files.ident(self.path) != self._current.ident:
                     # The writer closes a file before it renames it: what we read from now on is all.
                     self._final = True
                 else:
@@ -167,10 +173,16 @@ class LogReader:
 
     def _read_current(self, out: list[Entry], limit: int) -> bool:
         """Append new entries of the current file to `out`; True if it had new lines."""
-        assert self._current is not None
+        f = self._current
+        assert f is not None
+        if f.gz:
+            if self._gz is None:
+                self._gz = scan.gz_lines(f.fd)
+            raw: Iterator[bytes] = self._gz
+        else:
+            raw = self._plain(f, self._pos, None)
         moved = False
-        for line, after in scan.lines(self._current.fd, self._pos):
-            self._pos = after
+        for line in raw:
             moved = True
             e = self._accept(line)
             if e is not None:
@@ -179,10 +191,31 @@ class LogReader:
                 break
         return moved
 
-    def _reopen(self) -> bool:
-        self._current = files.open_file(self.path)  # None between a rotation's rename and its new file
-        self._pos = 0
-        return self._current is not None
+    def _next_file(self) -> bool:
+        """Move on to the file written after the one just finished; False if there is none yet.
+
+        A slow follower may find that the writer rotated more than once: unlike moby (which warns
+        and skips), it reads the files in between. It finds the file it finished among the rotated
+        ones by identity or, once gzipped (a new inode), by the lastTime in its header."""
+        if not self._queue:
+            rotated, live = files.open_set(self.path)
+            start = 0
+            done = self._finished
+            if done is not None:  # still open, so its inode number cannot have been reused yet
+                for i, f in enumerate(rotated):
+                    if f.ident == done.ident or (f.gz and last_time(f.fd) == self._finished_ns):
+                        start = i + 1
+            for f in rotated[:start]:
+                f.close()
+            self._queue = [*rotated[start:], *([live] if live else [])]
+        if not self._queue:
+            return False  # between a rotation's rename and its new file, or no log yet
+        if self._finished is not None:
+            self._finished.close()
+            self._finished = None
+        self._current = self._queue.pop(0)
+        self._pos, self._gz = 0, None
+        return True
 
     def close(self) -> None:
         with self._lock:
@@ -191,9 +224,10 @@ class LogReader:
             for f in self._open:
                 f.close()
             self._open = []
-            if self._current is not None:
-                self._current.close()
-                self._current = None
+            for f in [*self._queue, *(f for f in (self._current, self._finished) if f is not None)]:
+                f.close()
+            self._queue = []
+            self._current = None
 
 
 def read_all(path: str, *, stdout: bool = True, stderr: bool = True, since: float | None = None,
