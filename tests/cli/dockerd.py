@@ -51,6 +51,11 @@ class Dockerd:
         env.update(DOCKER_HOST=self.host, DOCKER_CONFIG=self.config_dir, DOCKER_CLI_HINTS="false")
         return env
 
+    def _log(self) -> int:
+        """A descriptor for dockerd's stderr (the child keeps its own copy)."""
+        self._log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        return self._log_fd
+
     def start(self) -> None:
         cfg = os.path.join(self.base, "daemon.json")
         with open(cfg, "w") as f:
@@ -61,7 +66,8 @@ class Dockerd:
              "--pidfile", os.path.join(self.base, "dockerd.pid"), "-H", self.host, "--config-file", cfg,
              "--bridge=none", "--iptables=false", "--ip6tables=false",
              "--containerd-namespace", ns, "--containerd-plugins-namespace", ns + "p"],
-            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "wb"), start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=self._log(), start_new_session=True)
+        os.close(self._log_fd)
         leaks.allow_pid(self.proc.pid)
         deadline = time.monotonic() + 60
         while self.docker("version").returncode != 0:

@@ -30,10 +30,13 @@ class UsageError(Exception):
 
 
 class Flag:
-    __slots__ = ("conv", "default", "help", "hidden", "kind", "name", "short", "type_name")
+    __slots__ = ("api", "conv", "default", "help", "hidden", "kind", "name", "ostype", "short", "type_name")
 
     def __init__(self, name: str, short: str = "", kind: str = STRING, default: object = None, help: str = "",
-                 conv: Converter | None = None, hidden: bool = False, type_name: str = "") -> None:
+                 conv: Converter | None = None, hidden: bool = False, type_name: str = "", api: str = "",
+                 ostype: str = "") -> None:
+        self.api = api  # the API version the flag needs (docker's "version" annotation)
+        self.ostype = ostype  # the daemon OS it is for (docker's "ostype" annotation)
         self.name = name
         self.short = short
         self.kind = kind
@@ -202,6 +205,28 @@ class Command:
                 args.extend(argv[i:])
                 break
         return Values(values, changed), args
+
+    def unsupported(self, values: Values, api_version: object, ostype: object) -> list[str]:
+        """docker's areFlagsSupported: given flags that the daemon's API version or OS can't honour.
+        `api_version` and `ostype` are callables, so the daemon is asked only when a flag needs it."""
+        from berth.client.api import version_lt
+
+        errs = []
+        for f in self.flags:
+            if not values.changed(f.name):
+                continue
+            if f.api:
+                current = api_version()  # type: ignore[operator]
+                if version_lt(current, f.api):
+                    errs.append(f'"--{f.name}" requires API version {f.api}, but the Docker daemon API version is '
+                                f"{current}")
+                    continue
+            if f.ostype:
+                os_ = ostype()  # type: ignore[operator]
+                if os_ != f.ostype:
+                    errs.append(f'"--{f.name}" is only supported on a Docker daemon running on {f.ostype}, but the '
+                                f"Docker daemon is running on {os_}")
+        return errs
 
     def check_args(self, args: list[str]) -> None:
         """cobra's positional-argument validators, with their wording (exit 1)."""

@@ -281,7 +281,7 @@ def container_flags() -> list[Flag]:
         F("attach", "a", LIST, help="Attach to STDIN, STDOUT or STDERR", conv=validate_attach),
         F("device-cgroup-rule", "", LIST, help="Add a rule to the cgroup allowed devices list"),
         F("device", "", LIST, help="Add a host device to the container"),
-        F("gpus", "", STRING, help="GPU devices to add to the container ('all' to pass all GPUs)",
+        F("gpus", "", STRING, api="1.40", help="GPU devices to add to the container ('all' to pass all GPUs)",
           type_name="gpu-request"),
         F("env", "e", LIST, help="Set environment variables", conv=validate_env),
         F("env-file", "", LIST, help="Read in a file of environment variables"),
@@ -295,7 +295,7 @@ def container_flags() -> list[Flag]:
         F("read-only", "", BOOL, help="Mount the container's root filesystem as read only"),
         F("restart", "", STRING, default="no", help="Restart policy to apply when a container exits"),
         F("stop-signal", "", STRING, help="Signal to stop the container"),
-        F("stop-timeout", "", INT, help="Timeout (in seconds) to stop a container"),
+        F("stop-timeout", "", INT, api="1.25", help="Timeout (in seconds) to stop a container"),
         F("sysctl", "", LIST, help="Sysctl options", conv=validate_sysctl, type_name="map"),
         F("tty", "t", BOOL, help="Allocate a pseudo-TTY"),
         F("ulimit", "", LIST, help="Ulimit options", conv=parse_ulimit, type_name="ulimit"),
@@ -307,7 +307,7 @@ def container_flags() -> list[Flag]:
         F("privileged", "", BOOL, help="Give extended privileges to this container"),
         F("security-opt", "", LIST, help="Security Options"),
         F("userns", "", STRING, help="User namespace to use"),
-        F("cgroupns", "", STRING, help="Cgroup namespace to use (host|private)"),
+        F("cgroupns", "", STRING, api="1.41", help="Cgroup namespace to use (host|private)"),
         F("add-host", "", LIST, help="Add a custom host-to-IP mapping (host:ip)", conv=validate_extra_host),
         F("dns", "", LIST, help="Set custom DNS servers", conv=validate_ip),
         F("dns-opt", "", LIST, hidden=True),
@@ -339,10 +339,10 @@ def container_flags() -> list[Flag]:
         F("health-retries", "", INT, help="Consecutive failures needed to report unhealthy"),
         F("health-timeout", "", STRING, default=0, conv=units.parse_duration, type_name="duration",
           help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)"),
-        F("health-start-period", "", STRING, default=0, conv=units.parse_duration, type_name="duration",
+        F("health-start-period", "", STRING, api="1.29", default=0, conv=units.parse_duration, type_name="duration",
           help="Start period for the container to initialize before starting health-retries countdown "
                "(ms|s|m|h) (default 0s)"),
-        F("health-start-interval", "", STRING, default=0, conv=units.parse_duration, type_name="duration",
+        F("health-start-interval", "", STRING, api="1.44", default=0, conv=units.parse_duration, type_name="duration",
           help="Time between running the check during the start period (ms|s|m|h) (default 0s)"),
         F("no-healthcheck", "", BOOL, help="Disable any container-specified HEALTHCHECK"),
         F("blkio-weight", "", STRING, default=0, conv=parse_uint16, type_name="uint16",
@@ -351,14 +351,14 @@ def container_flags() -> list[Flag]:
         F("cidfile", "", STRING, help="Write the container ID to the file"),
         F("cpuset-cpus", "", STRING, help="CPUs in which to allow execution (0-3, 0,1)"),
         F("cpuset-mems", "", STRING, help="MEMs in which to allow execution (0-3, 0,1)"),
-        F("cpu-count", "", INT, hidden=True),
-        F("cpu-percent", "", INT, hidden=True),
+        F("cpu-count", "", INT, hidden=True, ostype="windows"),
+        F("cpu-percent", "", INT, hidden=True, ostype="windows"),
         F("cpu-period", "", INT, help="Limit CPU CFS (Completely Fair Scheduler) period"),
         F("cpu-quota", "", INT, help="Limit CPU CFS (Completely Fair Scheduler) quota"),
-        F("cpu-rt-period", "", INT, help="Limit CPU real-time period in microseconds"),
-        F("cpu-rt-runtime", "", INT, help="Limit CPU real-time runtime in microseconds"),
+        F("cpu-rt-period", "", INT, api="1.25", help="Limit CPU real-time period in microseconds"),
+        F("cpu-rt-runtime", "", INT, api="1.25", help="Limit CPU real-time runtime in microseconds"),
         F("cpu-shares", "c", INT, help="CPU shares (relative weight)"),
-        F("cpus", "", STRING, default=0, conv=units.parse_cpus, type_name="decimal", help="Number of CPUs"),
+        F("cpus", "", STRING, api="1.25", default=0, conv=units.parse_cpus, type_name="decimal", help="Number of CPUs"),
         F("device-read-bps", "", LIST, help="Limit read rate (bytes per second) from a device"),
         F("device-read-iops", "", LIST, help="Limit read rate (IO per second) from a device"),
         F("device-write-bps", "", LIST, help="Limit write rate (bytes per second) to a device"),
@@ -379,10 +379,12 @@ def container_flags() -> list[Flag]:
         F("shm-size", "", STRING, default=0, conv=parse_mem, type_name="bytes", help="Size of /dev/shm"),
         F("uts", "", STRING, help="UTS namespace to use"),
         F("runtime", "", STRING, help="Runtime to use for this container"),
-        F("init", "", BOOL, help="Run an init inside the container that forwards signals and reaps processes"),
-        F("annotation", "", LIST, help="Add an annotation to the container (passed through to the OCI runtime)",
+        F("init", "", BOOL, api="1.25",
+          help="Run an init inside the container that forwards signals and reaps processes"),
+        F("annotation", "", LIST, api="1.43",
+          help="Add an annotation to the container (passed through to the OCI runtime)",
           type_name="map"),
-        F("platform", "", STRING, default=os.environ.get("DOCKER_DEFAULT_PLATFORM", ""),
+        F("platform", "", STRING, api="1.32", default=os.environ.get("DOCKER_DEFAULT_PLATFORM", ""),
           help="Set platform if server is multi-platform capable"),
         F("pull", "", STRING, default="missing", help='Pull image before running ("always", "missing", "never")'),
         F("quiet", "q", BOOL, help="Suppress the pull output"),
@@ -746,9 +748,6 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
         config["Healthcheck"] = health
     config.update({"Image": image, "Volumes": dict(sorted(volumes.items())), "WorkingDir": o.workdir,
                    "Entrypoint": entrypoint})
-    ep_main = endpoints.get(network_mode) if isinstance(network_mode, str) else None
-    if isinstance(ep_main, dict) and ep_main.get("MacAddress"):
-        config["MacAddress"] = ep_main["MacAddress"]
     config.update({"OnBuild": None, "Labels": _kv_map(labels)})
     if o.stop_signal:
         config["StopSignal"] = o.stop_signal
@@ -795,6 +794,8 @@ def build_create_body(o: Values, image: str, args: list[str], server_os: str = "
         "CpuRealtimeRuntime": o.cpu_rt_runtime, "CpusetCpus": o.cpuset_cpus, "CpusetMems": o.cpuset_mems,
         "Devices": devices, "DeviceCgroupRules": o.device_cgroup_rule or None, "DeviceRequests": None,
     })
+    if o.kernel_memory:
+        host["KernelMemory"] = o.kernel_memory
     host.update({
         "MemoryReservation": o.memory_reservation, "MemorySwap": o.memory_swap, "MemorySwappiness": swappiness,
         "OomKillDisable": o.oom_kill_disable, "PidsLimit": o.pids_limit, "Ulimits": ulimit_list,
@@ -957,7 +958,8 @@ def _network_endpoints(modes: list[dict[str, object]], aliases: list[str], links
                 raise ValueError("links are only supported for user-defined networks")
         ipam = None
         if ipv4 or ipv6 or lli:
-            ipam = {"IPv4Address": ipv4, "IPv6Address": ipv6, "LinkLocalIPs": lli or None}
+            # EndpointIPAMConfig's fields are all omitempty
+            ipam = {k: v for k, v in (("IPv4Address", ipv4), ("IPv6Address", ipv6), ("LinkLocalIPs", lli)) if v}
         if ep_mac:
             _validate_mac(ep_mac)
         driver_opts = n.get("driver-opt") or None

@@ -17,7 +17,14 @@ def _parse(cli: Cli, path: str, use: str, flags: list[Flag], argv: list[str], sh
         cli.out(cmd.help_text(), end="")
         return None
     cmd.check_args(args)
+    check_supported(cli, cmd, o)
     return o, args
+
+
+def check_supported(cli: Cli, cmd: Command, o: Values) -> None:
+    errs = cmd.unsupported(o, cli.client.api_version, cli.client.server_os)
+    if errs:
+        raise StatusError(1, "\n".join(errs))
 
 
 def _cpath(name: str, verb: str = "") -> str:
@@ -53,9 +60,11 @@ _STOP_FLAGS = [
 ]
 
 
-def _stop_params(o: Values) -> dict[str, object]:
+def _stop_params(cli: Cli, o: Values) -> dict[str, object]:
+    from berth.client.api import version_lt
+
     params: dict[str, object] = {}
-    if o.signal:
+    if o.signal and not version_lt(cli.client.api_version(), "1.42"):
         params["signal"] = o.signal
     if o.changed("timeout") or o.changed("time"):
         params["t"] = str(o.timeout if o.changed("timeout") else o.time)
@@ -68,7 +77,7 @@ def stop(cli: Cli, path: str, argv: list[str]) -> int:
     if p is None:
         return 0
     o, args = p
-    params = _stop_params(o)
+    params = _stop_params(cli, o)
     return _each(cli, args, lambda n: cli.client.post(_cpath(n, "stop"), params))
 
 
@@ -78,7 +87,7 @@ def restart(cli: Cli, path: str, argv: list[str]) -> int:
     if p is None:
         return 0
     o, args = p
-    params = _stop_params(o)
+    params = _stop_params(cli, o)
     return _each(cli, args, lambda n: cli.client.post(_cpath(n, "restart"), params))
 
 
@@ -226,10 +235,10 @@ def update(cli: Cli, path: str, argv: list[str]) -> int:
              help="Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)"),
         Flag("cpu-period", "", INT, help="Limit CPU CFS (Completely Fair Scheduler) period"),
         Flag("cpu-quota", "", INT, help="Limit CPU CFS (Completely Fair Scheduler) quota"),
-        Flag("cpu-rt-period", "", INT, help="Limit the CPU real-time period in microseconds"),
-        Flag("cpu-rt-runtime", "", INT, help="Limit the CPU real-time runtime in microseconds"),
+        Flag("cpu-rt-period", "", INT, api="1.25", help="Limit the CPU real-time period in microseconds"),
+        Flag("cpu-rt-runtime", "", INT, api="1.25", help="Limit the CPU real-time runtime in microseconds"),
         Flag("cpu-shares", "c", INT, help="CPU shares (relative weight)"),
-        Flag("cpus", "", STRING, default=0, conv=parse_cpus, type_name="decimal", help="Number of CPUs"),
+        Flag("cpus", "", STRING, default=0, conv=parse_cpus, type_name="decimal", api="1.29", help="Number of CPUs"),
         Flag("cpuset-cpus", "", STRING, help="CPUs in which to allow execution (0-3, 0,1)"),
         Flag("cpuset-mems", "", STRING, help="MEMs in which to allow execution (0-3, 0,1)"),
         Flag("kernel-memory", "", STRING, default=0, conv=parse_mem, type_name="bytes", help="Kernel memory limit"),
@@ -238,7 +247,7 @@ def update(cli: Cli, path: str, argv: list[str]) -> int:
              help="Memory soft limit"),
         Flag("memory-swap", "", STRING, default=0, conv=parse_mem_swap, type_name="bytes",
              help="Swap limit equal to memory plus swap: -1 to enable unlimited swap"),
-        Flag("pids-limit", "", INT, help="Tune container pids limit (set -1 for unlimited)"),
+        Flag("pids-limit", "", INT, api="1.40", help="Tune container pids limit (set -1 for unlimited)"),
         Flag("restart", "", STRING, help="Restart policy to apply when a container exits"),
     ]
     p = _parse(cli, path, "[OPTIONS] CONTAINER [CONTAINER...]", flags, argv,

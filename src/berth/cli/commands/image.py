@@ -25,7 +25,7 @@ def images(cli: Cli, path: str, argv: list[str]) -> int:
         Flag("format", "", STRING, help="Format output using a custom template"),
         Flag("filter", "f", LIST, conv=parse_filter, type_name="filter",
              help="Filter output based on conditions provided"),
-        Flag("tree", "", BOOL, help="List multi-platform images as a tree (EXPERIMENTAL)"),
+        Flag("tree", "", BOOL, api="1.47", help="List multi-platform images as a tree (EXPERIMENTAL)"),
     ], argv, "List images", max_args=1)
     if p is None:
         return 0
@@ -59,7 +59,7 @@ def rmi(cli: Cli, path: str, argv: list[str]) -> int:
     p = _parse(cli, path, "[OPTIONS] IMAGE [IMAGE...]", [
         Flag("force", "f", BOOL, help="Force removal of the image"),
         Flag("no-prune", "", BOOL, help="Do not delete untagged parents"),
-        Flag("platform", "", LIST, help="Remove only the given platform variant"),
+        Flag("platform", "", LIST, api="1.50", help="Remove only the given platform variant"),
     ], argv, "Remove one or more images", min_args=1)
     if p is None:
         return 0
@@ -119,7 +119,7 @@ def _is_id_ref(s: str) -> bool:
 def save(cli: Cli, path: str, argv: list[str]) -> int:
     p = _parse(cli, path, "[OPTIONS] IMAGE [IMAGE...]", [
         Flag("output", "o", STRING, help="Write to a file, instead of STDOUT"),
-        Flag("platform", "", LIST, help="Save only the given platform(s)"),
+        Flag("platform", "", LIST, api="1.48", help="Save only the given platform(s)"),
     ], argv, "Save one or more images to a tar archive (streamed to STDOUT by default)", min_args=1)
     if p is None:
         return 0
@@ -156,7 +156,7 @@ def load(cli: Cli, path: str, argv: list[str]) -> int:
     p = _parse(cli, path, "[OPTIONS]", [
         Flag("input", "i", STRING, help="Read from tar archive file, instead of STDIN"),
         Flag("quiet", "q", BOOL, help="Suppress the load output"),
-        Flag("platform", "", LIST, help="Load only the given platform(s)"),
+        Flag("platform", "", LIST, api="1.48", help="Load only the given platform(s)"),
     ], argv, "Load an image from a tar archive or STDIN", no_args=True)
     if p is None:
         return 0
@@ -244,7 +244,7 @@ def history(cli: Cli, path: str, argv: list[str]) -> int:
         Flag("quiet", "q", BOOL, help="Only show image IDs"),
         Flag("no-trunc", "", BOOL, help="Don't truncate output"),
         Flag("format", "", STRING, help="Format output using a custom template"),
-        Flag("platform", "", STRING, help="Show history for the given platform"),
+        Flag("platform", "", STRING, api="1.48", help="Show history for the given platform"),
     ], argv, "Show the history of an image", exact=1)
     if p is None:
         return 0
@@ -357,7 +357,7 @@ def pull(cli: Cli, path: str, argv: list[str]) -> int:
     p = _parse(cli, path, "[OPTIONS] NAME[:TAG|@DIGEST]", [
         Flag("all-tags", "a", BOOL, help="Download all tagged images in the repository"),
         Flag("quiet", "q", BOOL, help="Suppress verbose output"),
-        Flag("platform", "", STRING, default=os.environ.get("DOCKER_DEFAULT_PLATFORM", ""),
+        Flag("platform", "", STRING, default=os.environ.get("DOCKER_DEFAULT_PLATFORM", ""), api="1.32",
              help="Set platform if server is multi-platform capable"),
         Flag("disable-content-trust", "", BOOL, default=True, help="Skip image verification (default true)"),
     ], argv, "Download an image from a registry", exact=1)
@@ -406,7 +406,7 @@ def push(cli: Cli, path: str, argv: list[str]) -> int:
     p = _parse(cli, path, "[OPTIONS] NAME[:TAG]", [
         Flag("all-tags", "a", BOOL, help="Push all tags of an image to the repository"),
         Flag("quiet", "q", BOOL, help="Suppress verbose output"),
-        Flag("platform", "", STRING, help="Push a platform-specific manifest as a single-platform image"),
+        Flag("platform", "", STRING, api="1.46", help="Push a platform-specific manifest as a single-platform image"),
         Flag("disable-content-trust", "", BOOL, default=True, help="Skip image signing (default true)"),
     ], argv, "Upload an image to a registry", exact=1)
     if p is None:

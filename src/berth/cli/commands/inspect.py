@@ -213,8 +213,9 @@ def container_inspect(cli: Cli, path: str, argv: list[str]) -> int:
 
 
 def image_inspect(cli: Cli, path: str, argv: list[str]) -> int:
-    p = _parse(cli, path, "[OPTIONS] IMAGE [IMAGE...]", [_FLAGS[0], Flag("platform", "", STRING, help="Inspect a "
-               "specific platform of the multi-platform image.")], argv,
+    platform = Flag("platform", "", STRING, api="1.49",
+                    help="Inspect a specific platform of the multi-platform image.")
+    p = _parse(cli, path, "[OPTIONS] IMAGE [IMAGE...]", [_FLAGS[0], platform], argv,
                "Display detailed information on one or more images", min_args=1)
     if p is None:
         return 0

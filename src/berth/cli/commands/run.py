@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from berth.cli.app import Cli, StatusError
+from berth.cli.commands.container import check_supported
 from berth.cli.flags import BOOL, STRING, Command, Flag, Values
 from berth.cli.opts import build_create_body, container_flags
 from berth.client.errors import DaemonError, DaemonNotFound
@@ -53,8 +54,42 @@ def _parse_body(cli: Cli, o: Values, args: list[str], verb: str, tty_size: tuple
     return body
 
 
+def _version_error(cli: Cli, feature: str, minimum: str) -> StatusError | None:
+    from berth.client.api import version_lt
+
+    current = cli.client.api_version()
+    if version_lt(current, minimum):
+        return StatusError(1, f'"{feature}" requires API version {minimum}, but the Docker daemon API version is '
+                              f"{current}")
+    return None
+
+
+def _adjust_for_version(cli: Cli, body: dict[str, object], platform: str) -> None:
+    """What docker's client does to the create request for older daemons (and its refusals)."""
+    from berth.client.api import version_lt
+
+    host: dict[str, object] = body["HostConfig"]  # type: ignore[assignment]
+    endpoints: dict[str, dict[str, object]] = body["NetworkingConfig"]["EndpointsConfig"]  # type: ignore[index]
+    checks = [("stop timeout", "1.25", "StopTimeout" in body), ("specify container image platform", "1.41",
+                                                                 bool(platform)),
+              ("specify health-check start interval", "1.44",
+               bool((body.get("Healthcheck") or {}).get("StartInterval"))),  # type: ignore[attr-defined]
+              ("specify mac-address per network", "1.44", any(e.get("MacAddress") for e in endpoints.values()))]
+    for feature, minimum, used in checks:
+        if used:
+            err = _version_error(cli, feature, minimum)
+            if err is not None:
+                raise err
+    v = cli.client.api_version()
+    if version_lt(v, "1.25"):
+        host["AutoRemove"] = False
+    if not version_lt(v, "1.42") or version_lt(v, "1.40"):
+        host.pop("KernelMemory", None)
+
+
 def create_container(cli: Cli, o: Values, body: dict[str, object]) -> str:
     """POST /containers/create, pulling on 404 (`--pull missing`) or first (`--pull always`)."""
+    _adjust_for_version(cli, body, o.platform)
     from berth.cli.pull import pull_image
     from berth.cli.reference import parse_normalized
 
@@ -119,6 +154,7 @@ def create(cli: Cli, path: str, argv: list[str]) -> int:
         cli.out(cmd.help_text(), end="")
         return 0
     cmd.check_args(args)
+    check_supported(cli, cmd, o)
     _validate_pull(cli, o, "create")
     from berth.cli.terminal import size
 
@@ -152,6 +188,7 @@ def run(cli: Cli, path: str, argv: list[str]) -> int:
         cli.out(cmd.help_text(), end="")
         return 0
     cmd.check_args(args)
+    check_supported(cli, cmd, o)
     _validate_pull(cli, o, "run")
     from berth.cli.terminal import is_tty, size
 
@@ -167,8 +204,8 @@ def run(cli: Cli, path: str, argv: list[str]) -> int:
             config[k] = False
     try:
         cid = create_container(cli, o, body)
-    except StatusError:
-        raise
+    except StatusError as e:
+        raise _to_status_error(cli, Exception(e.message)) from None
     except Exception as e:
         from berth.cli.jsonmessage import JSONMessageError
         from berth.errors import BerthError

@@ -57,8 +57,8 @@ def start(cli: Cli, path: str, argv: list[str]) -> int:
         Flag("attach", "a", BOOL, help="Attach STDOUT/STDERR and forward signals"),
         Flag("interactive", "i", BOOL, help="Attach container's STDIN"),
         Flag("detach-keys", "", STRING, help="Override the key sequence for detaching a container"),
-        Flag("checkpoint", "", STRING, help="Restore from this checkpoint"),
-        Flag("checkpoint-dir", "", STRING, help="Use a custom checkpoint storage directory"),
+        Flag("checkpoint", "", STRING, ostype="linux", help="Restore from this checkpoint"),
+        Flag("checkpoint-dir", "", STRING, ostype="linux", help="Use a custom checkpoint storage directory"),
     ], argv, "Start one or more stopped containers", min_args=1)
     if p is None:
         return 0
@@ -204,9 +204,9 @@ def exec_(cli: Cli, path: str, argv: list[str]) -> int:
         Flag("detach", "d", BOOL, help="Detached mode: run command in the background"),
         Flag("user", "u", STRING, help='Username or UID (format: "<name|uid>[:<group|gid>]")'),
         Flag("privileged", "", BOOL, help="Give extended privileges to the command"),
-        Flag("env", "e", LIST, conv=validate_env, help="Set environment variables"),
-        Flag("env-file", "", LIST, help="Read in a file of environment variables"),
-        Flag("workdir", "w", STRING, help="Working directory inside the container"),
+        Flag("env", "e", LIST, conv=validate_env, api="1.25", help="Set environment variables"),
+        Flag("env-file", "", LIST, api="1.25", help="Read in a file of environment variables"),
+        Flag("workdir", "w", STRING, api="1.35", help="Working directory inside the container"),
     ], argv, "Execute a command in a running container", min_args=2, interspersed=False)
     if p is None:
         return 0
@@ -228,20 +228,24 @@ def exec_(cli: Cli, path: str, argv: list[str]) -> int:
     client.get_json(_cpath(name, "json"))
     if not detach and o.tty and attach_stdin and not is_tty(0):
         raise StatusError(1, "the input device is not a TTY")
-    body: dict[str, object] = {
-        "User": o.user, "Privileged": o.privileged, "Tty": o.tty, "ConsoleSize": None,
+    from berth.client.api import version_lt
+
+    # ConsoleSize is sent (from API 1.42) only with a TTY, as docker's client does
+    console = list(size(1)) if (o.tty and not version_lt(client.api_version(), "1.42")) else None
+    body: dict[str, object] = {"User": o.user, "Privileged": o.privileged, "Tty": o.tty}
+    if console is not None:
+        body["ConsoleSize"] = console
+    body.update({
         "AttachStdin": attach_stdin, "AttachStderr": not detach, "AttachStdout": not detach, "Detach": detach,
         "DetachKeys": keys_text, "Env": env or None, "WorkingDir": o.workdir, "Cmd": command,
-    }
-    if o.tty:
-        body["ConsoleSize"] = list(size(1))
+    })
     resp = client.post_json(_cpath(name, "exec"), json=body)
     exec_id = str((resp or {}).get("Id") or "")  # type: ignore[attr-defined]
     if not exec_id:
         raise StatusError(1, "exec ID empty")
     start_body: dict[str, object] = {"Detach": detach, "Tty": bool(o.tty)}
-    if o.tty:
-        start_body["ConsoleSize"] = body["ConsoleSize"]
+    if console is not None:
+        start_body["ConsoleSize"] = console
     if detach:
         client.post(f"/exec/{exec_id}/start", json=start_body)
         return 0
@@ -320,8 +324,8 @@ def logs(cli: Cli, path: str, argv: list[str]) -> int:
         Flag("follow", "f", BOOL, help="Follow log output"),
         Flag("since", "", STRING, help='Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative '
                                        '(e.g. "42m" for 42 minutes)'),
-        Flag("until", "", STRING, help='Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative '
-                                       '(e.g. "42m" for 42 minutes)'),
+        Flag("until", "", STRING, api="1.35",
+             help='Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)'),
         Flag("timestamps", "t", BOOL, help="Show timestamps"),
         Flag("details", "", BOOL, help="Show extra details provided to logs"),
         Flag("tail", "n", STRING, default="all", help="Number of lines to show from the end of the logs"),

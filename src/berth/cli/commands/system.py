@@ -445,7 +445,7 @@ def df(cli: Cli, path: str, argv: list[str]) -> int:
 def prune(cli: Cli, path: str, argv: list[str]) -> int:
     p = _parse(cli, path, "[OPTIONS]", [
         Flag("all", "a", BOOL, help="Remove all unused images not just dangling ones"),
-        Flag("filter", "", LIST, conv=parse_filter, type_name="filter",
+        Flag("filter", "", LIST, conv=parse_filter, type_name="filter", api="1.28",
              help='Provide filter values (e.g. "label=<key>=<value>")'),
         Flag("force", "f", BOOL, help="Do not prompt for confirmation"),
         Flag("volumes", "", BOOL, help="Prune anonymous volumes"),
