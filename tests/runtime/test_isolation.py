@@ -152,3 +152,10 @@ def test_pivot_root_hides_host(b: Bundle, tmp_path: str) -> None:
 def test_rlimits(b: Bundle) -> None:
     r = b.sh("ulimit -n; ulimit -Hn", process__rlimits=[{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024}])
     assert r.stdout.split() == ["512", "1024"], r.stderr
+
+
+def test_signals_start_at_default(b: Bundle) -> None:
+    # Python (the runtime) ignores SIGPIPE: the container must not inherit that, nor any mask
+    r = b.sh("grep -E 'SigIgn|SigBlk' /proc/self/status; yes | head -n 1")
+    assert "SigIgn:\t0000000000000000" in r.stdout and "SigBlk:\t0000000000000000" in r.stdout
+    assert r.stdout.endswith("y\n") and r.returncode == 0

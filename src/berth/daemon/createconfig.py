@@ -776,8 +776,10 @@ def normalize(body: JSON, image_config: JSON | None, *, id: str, name: str, daem
     hc = _decode_host_config(body.get("HostConfig"))
     if hc["PortBindings"] is None:
         hc["PortBindings"] = {}
-    if hc["NetworkMode"] == "":
-        hc["NetworkMode"] = "default"
+    if hc["NetworkMode"] in ("", "default"):
+        hc["NetworkMode"] = "bridge"  # moby's router names the default network at once
+    if hc["PidsLimit"] is not None and hc["PidsLimit"] <= 0:
+        hc["PidsLimit"] = None  # 0 and -1 both mean unlimited (moby's router)
     if hc["RestartPolicy"]["Name"] == "":
         hc["RestartPolicy"]["Name"] = "no"
 

@@ -98,6 +98,8 @@ class Monitor:
         self.init: Process | None = None
         self.container: Container | None = None
         self.execs: dict[int, tuple[Process, Client]] = {}  # pid -> (process, its client)
+        self.early_stdin = bytearray()  # stdin that arrived before the container started
+        self.early_close = False
         self.listener = self._listen()
         self.sig_r, self.sig_w = os.pipe()
         _nonblock(self.sig_r)
@@ -232,6 +234,10 @@ class Monitor:
         proc.pid = c.pid
         self.init = proc
         self.container = c
+        if self.early_stdin or self.early_close:
+            proc.close_stdin_pending = self.early_close
+            self._stdin(proc, bytes(self.early_stdin))
+            self.early_stdin.clear()
         self.init_pidfd = os.pidfd_open(c.pid)
         self._watch(self.init_pidfd, "init-exit", None)
         with open(os.path.join(self.dir, "monitor.pid"), "w") as f:
@@ -303,7 +309,10 @@ class Monitor:
             return
         for kind, payload in frames:
             if kind == STDIN:
-                self._stdin(c.exec or self.init, payload)
+                if c.exec is None and self.init is None:
+                    self.early_stdin += payload
+                else:
+                    self._stdin(c.exec or self.init, payload)
             elif kind == CONTROL:
                 self.on_control(c, fastjson.loads(payload))  # type: ignore[arg-type]
 
@@ -330,7 +339,9 @@ class Monitor:
                     pass
         elif op == "close-stdin":
             proc = c.exec or self.init
-            if proc is not None:
+            if proc is None:
+                self.early_close = True
+            else:
                 proc.close_stdin_pending = True
                 self._stdin(proc, b"")
 

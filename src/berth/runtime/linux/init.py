@@ -38,7 +38,7 @@ class InitContext:
     def __init__(self, config: dict[str, Any], rootfs: str, sync: _socket.socket, *, fifo_fd: int = -1,
                  console: _socket.socket | None = None, no_pivot: bool = False, userns: bool = False,
                  join_fds: list[tuple[int, int]] | None = None, preserve_fds: int = 0, exec_mode: bool = False,
-                 container_id: str = "", bundle: str = "") -> None:
+                 container_id: str = "", bundle: str = "", stdio: tuple[int, int, int] | None = None) -> None:
         self.config = config
         self.rootfs = rootfs
         self.sync = sync
@@ -54,6 +54,7 @@ class InitContext:
         self.seccomp_bpf: bytes | None = None  # compiled by the parent (cached there), loaded here
         self.load_seccomp: Any = None     # berth.runtime.seccomp.load_bpf, imported by the parent
         self.ready_sent = False
+        self.stdio = stdio                # fds to become the process's 0, 1, 2 (default: inherit ours)
 
 
 _console_mods: dict[str, Any] = {}
@@ -110,6 +111,9 @@ def _describe(e: BaseException) -> str:
 
 
 def _run(ctx: InitContext) -> None:
+    if ctx.stdio is not None:
+        for target, fd in enumerate(ctx.stdio):
+            os.dup2(fd, target)
     sc.prctl(sc.PR_SET_PDEATHSIG, 9)
     # Hide this (host) interpreter from the container until execve: CVE-2016-9962 / CVE-2019-5736.
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
@@ -150,6 +154,7 @@ def _run(ctx: InitContext) -> None:
         _wait_start(ctx.fifo_fd)
         _hooks(ctx, "startContainer")
     _finalize(ctx, process)
+    _reset_signals()
     os.execve(exe, argv, env)
 
 
@@ -315,6 +320,22 @@ def _finalize(ctx: InitContext, process: dict[str, Any]) -> None:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         if ctx.seccomp_bpf is not None:
             ctx.load_seccomp(ctx.seccomp_bpf, sec_flags)
+
+
+def _reset_signals() -> None:
+    """Default dispositions and an empty mask for the program: ignored signals survive execve, and
+    Python ignores SIGPIPE (and a monitor ignores SIGTERM): a shell as pid 1 could then never trap
+    TERM, and `yes | head` would never end."""
+    import _signal
+
+    for sig in range(1, _signal.NSIG):
+        if sig in (_signal.SIGKILL, _signal.SIGSTOP):
+            continue
+        try:
+            _signal.signal(sig, _signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
 def _setgroups_allowed() -> bool:
