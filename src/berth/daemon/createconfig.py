@@ -178,6 +178,7 @@ class DaemonOptions:
     """
 
     cgroup_parent: str = "berth"
+    data_root: str = ""  # berthd's data root: binds of it (or of a parent) get rslave propagation
     init_path: str = DEFAULT_INIT_PATH
     init: bool = False  # dockerd --init: every container gets the init unless it says Init=false
     default_ulimits: list[JSON] = field(default_factory=list)  # [{"Name","Soft","Hard"}], dockerd --default-ulimit
@@ -518,6 +519,21 @@ def parse_bind(raw: str) -> BindSpec:
     opts = mode.split(",") if mode else []
     propagation = next((o for o in opts if o in PROPAGATIONS), "")
     return BindSpec(posixpath.normpath(source), posixpath.normpath(target), "ro" not in opts, propagation, mode)
+
+
+def daemon_root_propagation(source: str, propagation: str | None, data_root: str) -> bool:
+    """moby validateBindDaemonRoot: a bind of the daemon's root (or of a directory holding it)
+    must be rslave or rshared, so that the daemon's unmounts reach the container. True when the
+    bind gave no propagation and so gets rslave; a private or slave one is a 400."""
+    if not data_root or not (source.startswith(data_root) or data_root.startswith(source)):
+        return False
+    if propagation is None:
+        return True
+    if propagation in ("rslave", "rshared", ""):
+        return propagation == ""
+    raise InvalidArgument('invalid mount config: must use either propagation mode "rslave" or "rshared" when mount '
+                          f"source is within the daemon root, daemon root: {json.dumps(data_root)}, bind mount "
+                          f"source: {json.dumps(source)}, propagation: {json.dumps(propagation)}")
 
 
 def tmpfs_data(options: JSON | None, read_only: bool) -> str:
@@ -1130,10 +1146,15 @@ def _validate_berth(config: JSON, hc: JSON, daemon: DaemonOptions, warnings: lis
     seen: set[str] = set()
     for raw in hc["Binds"] or []:
         b = parse_bind(raw)
+        daemon_root_propagation(b.source, b.propagation or None, daemon.data_root)
         if b.destination in seen or b.destination in tmpfs:
             raise InvalidArgument(f"Duplicate mount point: {b.destination}")
         seen.add(b.destination)
     for m in hc["Mounts"] or []:
+        if m["Type"] == "bind":
+            bind_opts = m.get("BindOptions")
+            daemon_root_propagation(m["Source"], None if bind_opts is None else bind_opts.get("Propagation", ""),
+                                    daemon.data_root)
         dest = posixpath.normpath(m["Target"])
         if dest in seen:
             raise InvalidArgument(f"Duplicate mount point: {m['Target']}")

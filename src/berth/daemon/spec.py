@@ -26,6 +26,7 @@ from typing import Any
 from berth.daemon.createconfig import (
     RLIM_INFINITY,
     DaemonOptions,
+    daemon_root_propagation,
     load_seccomp_profile,
     parse_bind,
     parse_device_cgroup_rule,
@@ -73,6 +74,7 @@ class _Mount:
     propagation: str = "rprivate"
     non_recursive: bool = False
     tmpfs: str | None = None  # the tmpfs data string when this is a tmpfs
+    auto_slave: bool = False  # rslave because the source holds the daemon root (not asked for)
 
 
 def build(container: ContainerView, *, rootfs: str, files: dict[str, str], daemon: DaemonOptions) -> JSON:
@@ -172,6 +174,11 @@ def build(container: ContainerView, *, rootfs: str, files: dict[str, str], daemo
             if m["type"] == "cgroup":
                 m["options"] = [o for o in m["options"] if o != "ro"]
 
+    for key in ("devices", "sysctl"):
+        if not linux.get(key):
+            linux.pop(key, None)  # omitempty, as in Docker's config.json
+    if not spec["hostname"]:
+        spec.pop("hostname")
     process["oomScoreAdj"] = max(int(hc.get("OomScoreAdj") or 0), daemon.oom_score_adj_min)
     process["noNewPrivileges"] = sec.no_new_privileges
     if hc.get("MaskedPaths") is not None:
@@ -436,7 +443,7 @@ def _seccomp(requested: str, privileged: bool, caplist: list[str], daemon: Daemo
     return default_oci(caplist)
 
 
-def _user_mounts(container: ContainerView, files: dict[str, str]) -> list[_Mount]:
+def _user_mounts(container: ContainerView, files: dict[str, str], daemon: DaemonOptions) -> list[_Mount]:
     """moby setupMounts + IpcMounts + TmpfsMounts: binds, then the /etc files, then tmpfs,
     stably ordered by depth so that a parent is mounted before what is under it."""
     hc = container.host_config
@@ -445,7 +452,9 @@ def _user_mounts(container: ContainerView, files: dict[str, str]) -> list[_Mount
     for raw in hc.get("Binds") or []:
         b = parse_bind(raw)
         _ensure_source(b.source)
-        binds.append(_Mount(b.destination, b.source, b.writable, b.propagation or "rprivate"))
+        auto = daemon_root_propagation(b.source, b.propagation or None, daemon.data_root)
+        binds.append(_Mount(b.destination, b.source, b.writable, "rslave" if auto else b.propagation or "rprivate",
+                            auto_slave=auto))
     for m in hc.get("Mounts") or []:
         dest = posixpath.normpath(m["Target"])
         if m["Type"] == "tmpfs":
@@ -461,8 +470,11 @@ def _user_mounts(container: ContainerView, files: dict[str, str]) -> list[_Mount
                 raise InvalidArgument(f'invalid mount config for type "bind": bind source path does not exist: '
                                       f"{m['Source']}")
             _ensure_source(source)
-        binds.append(_Mount(dest, source, not m.get("ReadOnly"), opts.get("Propagation") or "rprivate",
-                            bool(opts.get("NonRecursive"))))
+        auto = daemon_root_propagation(source, None if m.get("BindOptions") is None else opts.get("Propagation", ""),
+                                       daemon.data_root)
+        binds.append(_Mount(dest, source, not m.get("ReadOnly"),
+                            "rslave" if auto else opts.get("Propagation") or "rprivate",
+                            bool(opts.get("NonRecursive")), auto_slave=auto))
     for dest, data in (hc.get("Tmpfs") or {}).items():
         tmpfs.append(_Mount(posixpath.normpath(dest), "tmpfs", tmpfs=data))
 
@@ -493,7 +505,7 @@ def _mounts(container: ContainerView, defaults: list[JSON], files: dict[str, str
             linux: JSON) -> list[JSON]:
     """moby WithMounts: the defaults minus what the user overrides, then the user's mounts."""
     hc = container.host_config
-    user = _user_mounts(container, files)
+    user = _user_mounts(container, files, daemon)
     user_dests = {m.destination for m in user}
     mount_dev = "/dev" in user_dests
     shm_size = int(hc.get("ShmSize") or daemon.shm_size)
@@ -539,6 +551,8 @@ def _check_propagation(m: _Mount, linux: JSON) -> None:
     elif m.propagation in ("slave", "rslave"):
         mountpoint, optional = _source_mount(m.source)
         if not any(o.startswith(("shared:", "master:")) for o in optional):
+            if m.auto_slave:
+                return  # moby falls back to the default root propagation for the daemon's own root
             raise InvalidArgument(f"path {m.source} is mounted on {mountpoint} but it is not a shared or slave mount")
         if linux.get("rootfsPropagation") not in ("shared", "rshared", "slave", "rslave"):
             linux["rootfsPropagation"] = "rslave"
