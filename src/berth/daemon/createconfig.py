@@ -1,6 +1,6 @@
 """`POST /containers/create`: validate Docker's create body and merge it with the image's config.
 
-    config, host_config, warnings = normalize(body, image_config, id=cid, name=name, daemon=opts)
+    config, host_config, warnings = normalize(body, image_config, name=name, cid=cid, daemon=opts)
 
 `config` and `host_config` are what `docker inspect` shows under Config and HostConfig. The order of
 the checks, the defaults and the messages are moby's (daemon/create.go `containerCreate`:
@@ -771,14 +771,14 @@ def parse_cpuset(value: str, what: str) -> set[int]:
 # normalize
 
 
-def normalize(body: JSON, image_config: JSON | None, *, id: str, name: str, daemon: DaemonOptions,
+def normalize(body: JSON, image_config: JSON | None, *, name: str, cid: str, daemon: DaemonOptions,
               ) -> tuple[JSON, JSON, list[str]]:
     """Validate a create body and merge it with the image's config, as moby's containerCreate does.
 
     `body` is the whole request (Config fields at the top level, plus HostConfig and
     NetworkingConfig); `image_config` is the image's `config` object (Cmd, Env, …) or the whole
-    image config document; `id` is the new container's id (its first 12 characters are the
-    default hostname); `name` is used only in messages. Returns (Config, HostConfig, Warnings)
+    image config document; `cid` is the new container's id (its first 12 characters are the
+    default hostname); `name` is its name (not part of either object). Returns (Config, HostConfig, Warnings)
     as `docker inspect` shows them. Raises InvalidArgument (400) for anything the request got
     wrong, NotFound for a network that does not exist.
     """
@@ -819,7 +819,7 @@ def normalize(body: JSON, image_config: JSON | None, *, id: str, name: str, daem
     _merge_log_config(hc["LogConfig"], daemon)
 
     if config["Hostname"] == "":
-        config["Hostname"] = daemon.host_hostname if hc["NetworkMode"] == "host" else id[:12]
+        config["Hostname"] = daemon.host_hostname if hc["NetworkMode"] == "host" else cid[:12]
     if len(config["Hostname"]) > MAX_HOSTNAME:
         raise InvalidArgument(f"hostname {json.dumps(config['Hostname'])} is too long "
                               f"(maximum {MAX_HOSTNAME} bytes)")

@@ -28,6 +28,7 @@ from berth.daemon.createconfig import (
     DaemonOptions,
     daemon_root_propagation,
     load_seccomp_profile,
+    normalize,
     parse_bind,
     parse_device_cgroup_rule,
     parse_security_opts,
@@ -39,7 +40,8 @@ from berth.errors import BerthError, InvalidArgument
 from berth.runtime import user as usermod
 from berth.runtime.spec import DEFAULT_PATH_ENV, default_mounts, default_spec
 
-__all__ = ["ContainerView", "DaemonOptions", "build"]
+# The daemon takes both calls from this module: normalize at create, build at start.
+__all__ = ["ContainerView", "DaemonOptions", "build", "normalize"]
 
 JSON = dict[str, Any]
 
