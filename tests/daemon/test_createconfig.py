@@ -306,7 +306,8 @@ def test_swap_limit_discarded_without_kernel_support() -> None:
      "limit discarded."),
 ])
 def test_unsupported_features_are_discarded(feature: str, host: dict, field: str, value: Any, warning: str) -> None:
-    _, hc, w = run(body(**host), features=HostFeatures(**{feature: False}))
+    features: dict[str, Any] = {feature: False}
+    _, hc, w = run(body(**host), features=HostFeatures(**features))
     assert w == [warning]
     assert hc[field] == value
 
@@ -388,7 +389,8 @@ ERRORS: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ({}, {"CgroupnsMode": "shared"}, "invalid cgroup namespace mode: shared"),
     ({}, {"Isolation": "hyperv"}, "invalid isolation (hyperv): linux only supports 'default'"),
     ({}, {"RestartPolicy": {"Name": "sometimes"}},
-     "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"),
+     "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', or "
+     "'unless-stopped'"),
     ({}, {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 3}},
      "invalid restart policy: maximum retry count can only be used with 'on-failure'"),
     ({}, {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": -1}},
@@ -480,7 +482,7 @@ def test_errors(config: dict[str, Any], host: dict[str, Any], message: str) -> N
 
 
 def test_unknown_network_is_not_found() -> None:
-    with pytest.raises(NotFound, match="^network mynet not found$"):
+    with pytest.raises(NotFound, match=r"^network mynet not found$"):
         run(body(NetworkMode="mynet"))
     _, hc, _ = run(body(NetworkMode="mynet"), network_exists=lambda n: n == "mynet")
     assert hc["NetworkMode"] == "mynet"
