@@ -214,7 +214,7 @@ class _Root:
         fd = self.open(path, _O_PATH)
         try:
             if not S.S_ISREG(os.fstat(fd).st_mode):
-                raise IsADirectoryError(errno.EISDIR, "not a regular file", path)
+                raise OSError(errno.EINVAL, "not a regular file", path)
             rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
         finally:
             os.close(fd)
@@ -808,7 +808,7 @@ def _lookup(r: _Root, path: str, match: Any) -> list[str] | str:
     try:
         text = r.read_small(path).decode("utf-8", "replace")
     except OSError as e:
-        return f"open {path}: {os.strerror(e.errno or 0).lower()}"
+        return f"open {path}: {(e.strerror or '').lower()}"
     for line in text.splitlines():
         line = line.strip()
         if not line:
