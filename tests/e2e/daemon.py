@@ -47,11 +47,25 @@ class Berthd:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         leaks.allow_pid(self.proc.pid)
         deadline = time.monotonic() + 30
-        while not os.path.exists(self.socket):
+        while not self._answers():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 with open(self.log) as f:
                     raise RuntimeError(f"berthd did not start:\n{f.read()}")
             time.sleep(0.02)
+
+    def _answers(self) -> bool:
+        """True once the daemon answers on its socket (a stale socket file of a killed one does not)."""
+        import socket
+
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(self.socket)
+            s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            return s.recv(12).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
