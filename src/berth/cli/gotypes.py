@@ -8,11 +8,25 @@ from __future__ import annotations
 class GoStruct(dict):
     """A JSON object that is a Go struct: prints as `{v1 v2 ...}` in field (= JSON) order."""
 
-    __slots__ = ("pointer",)
+    __slots__ = ("go_names", "pointer", "type_name")
 
-    def __init__(self, *args: object, pointer: bool = False, **kw: object) -> None:
+    def __init__(self, *args: object, pointer: bool = False, go_names: dict[str, str] | None = None,
+                 type_name: str = "", **kw: object) -> None:
         super().__init__(*args, **kw)
         self.pointer = pointer
+        # Go field name -> JSON key where they differ ("APIVersion" -> "ApiVersion"); templates see Go names
+        self.go_names = go_names
+        self.type_name = type_name
+
+    def lookup_key(self, name: str) -> str | None:
+        """The JSON key behind a template field name, or None if the Go type has no such field."""
+        if self.go_names is None:
+            return name if name in self else None
+        if name in self.go_names:
+            return self.go_names[name]
+        if name in self and name not in self.go_names.values():
+            return name
+        return None
 
 
 class _Nil:
@@ -136,7 +150,8 @@ def to_json_value(v: object) -> object:
     if isinstance(v, _Nil):
         return None
     if isinstance(v, dict):
-        return {k: to_json_value(x) for k, x in v.items()}
+        # fields the daemon's JSON left out (omitempty) stay out
+        return {k: to_json_value(x) for k, x in v.items() if not (isinstance(x, _Nil) and x.absent)}
     if isinstance(v, (list, tuple)):
         return [to_json_value(x) for x in v]
     return v

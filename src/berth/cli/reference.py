@@ -86,10 +86,10 @@ def parse_normalized(ref: str) -> Reference:
         raise InvalidArgument(f"invalid repository name ({ref}), cannot specify 64-byte hexadecimal strings")
     m = _REF_RE.match(ref)
     if not m:
-        if ref and ref.lower() != ref and _REF_RE.match(ref.lower()):
-            raise InvalidArgument("invalid reference format: repository name (library/" + ref + ") must be lowercase"
-                                  if "/" not in ref else f"invalid reference format: repository name ({ref}) must be "
-                                  "lowercase")
+        low = _REF_RE.match(ref.lower()) if ref.lower() != ref else None
+        if low:
+            _, rest = _split_domain(ref[: len(low.group(1))])
+            raise InvalidArgument(f"invalid reference format: repository name ({rest}) must be lowercase")
         raise InvalidArgument("invalid reference format")
     name, tag, digest = m.group(1), m.group(2) or "", m.group(3) or ""
     domain, path = _split_domain(name)

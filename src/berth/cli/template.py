@@ -448,7 +448,8 @@ def _node_str(node: tuple) -> str:
 
 class Template:
     def __init__(self, source: str, missing_key_error: bool = False,
-                 funcs: dict[str, Callable[..., object]] | None = None) -> None:
+                 funcs: dict[str, Callable[..., object]] | None = None, name: str = "") -> None:
+        self.name = name
         self.source = source
         self.missing_key_error = missing_key_error
         self.funcs = {**FUNCS, **(funcs or {})}
@@ -471,11 +472,12 @@ class Template:
     # --
 
     def _err(self, node: tuple, msg: str, offset: int = 0) -> TemplateError:
+        name = self.name
         pos = (node[-1] if isinstance(node[-1], int) else 0) + offset
         line = _line(self.source, pos)
         last_nl = self.source.rfind("\n", 0, pos)
         col = pos if last_nl < 0 else pos - (last_nl + 1)
-        return TemplateError(f'template: :{line}:{col}: executing "" at <{_node_str(node)}>: {msg}')
+        return TemplateError(f'template: {name}:{line}:{col}: executing "{name}" at <{_node_str(node)}>: {msg}')
 
     def _walk(self, nodes: list[tuple], dot: object, vars_: list[tuple[str, object]], out: list[str]) -> None:
         for node in nodes:
@@ -666,6 +668,11 @@ class Template:
             raise self._err(node, f"nil pointer evaluating interface {{}}.{name}", offset)
         if is_nil(receiver):
             raise self._err(node, f"nil pointer evaluating *{name}", offset)
+        if isinstance(receiver, GoStruct) and receiver.go_names is not None:
+            key = receiver.lookup_key(name)
+            if key is None:
+                raise self._err(node, f"can't evaluate field {name} in type {receiver.type_name}", offset)
+            return receiver[key]
         if isinstance(receiver, dict):
             if args:
                 raise self._err(node, f"{name} is not a method but has arguments", offset)
@@ -712,7 +719,9 @@ class _FuncError(Exception):
 
 def _json_fn(v: object) -> str:
     if callable(getattr(v, "to_json", None)):
-        v = v.to_json()  # type: ignore[attr-defined]
+        # docker's formatter contexts marshal themselves with json.Marshal, which escapes <, > and &
+        text = _json.dumps(v.to_json(), separators=(",", ":"), ensure_ascii=False)  # type: ignore[attr-defined]
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return _json.dumps(to_json_value(v), separators=(",", ":"), ensure_ascii=False)
 
 

@@ -192,7 +192,14 @@ def run(cli: Cli, path: str, argv: list[str]) -> int:
     _validate_pull(cli, o, "run")
     from berth.cli.terminal import is_tty, size
 
-    body = _parse_body(cli, o, args, "run", size(1))
+    try:
+        body = _parse_body(cli, o, args, "run", size(1))
+    except Exception as e:
+        from berth.errors import BerthError
+
+        if isinstance(e, BerthError):
+            raise _to_status_error(cli, e) from None
+        raise
     config = body
     if not o.detach:
         if config["Tty"] and config["AttachStdin"] and not is_tty(0):

@@ -74,9 +74,13 @@ def _client_version(cli: Cli, api_version: str) -> dict[str, object]:
 
     machine = platform.machine()
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
-    return {"Platform": None, "Version": __version__, "ApiVersion": api_version, "APIVersion": api_version,
-            "DefaultAPIVersion": DEFAULT_VERSION, "PythonVersion": platform.python_version(),
-            "Os": sys.platform if sys.platform != "linux" else "linux", "Arch": arch, "Context": "default"}
+    from berth.cli.gotypes import ABSENT_PTR, GoStruct
+
+    doc = {"Platform": ABSENT_PTR, "Version": __version__, "ApiVersion": api_version,
+           "DefaultAPIVersion": DEFAULT_VERSION, "PythonVersion": platform.python_version(), "Os": sys.platform,
+           "Arch": arch, "Context": "default"}
+    return GoStruct(doc, go_names={"APIVersion": "ApiVersion"},
+                    type_name="main.clientVersion")
 
 
 def version(cli: Cli, path: str, argv: list[str]) -> int:
@@ -96,7 +100,7 @@ def version(cli: Cli, path: str, argv: list[str]) -> int:
         return sorted((component.get("Details") or {}).keys())  # type: ignore[attr-defined]
 
     try:
-        tmpl = Template(fmt, funcs={"getDetailsOrder": details_order})
+        tmpl = Template(fmt, funcs={"getDetailsOrder": details_order}, name="version")
     except TemplateError as e:
         raise StatusError(64, f"template parsing error: {e}") from None
     server: dict[str, object] | None = None
@@ -121,6 +125,11 @@ def version(cli: Cli, path: str, argv: list[str]) -> int:
                 "Experimental": "true" if sv.get("Experimental") else "false"}})
         sv["Components"] = components
         sv.setdefault("Platform", {"Name": ""})
+        from berth.cli.gotypes import GoStruct
+
+        # templates see types.Version's Go field names; its JSON keeps the tags ("ApiVersion")
+        sv = GoStruct(sv, pointer=True, go_names={"APIVersion": "ApiVersion"}, type_name="*types.Version")
+        server = sv
     except Exception as e:
         from berth.errors import BerthError
 
@@ -130,12 +139,9 @@ def version(cli: Cli, path: str, argv: list[str]) -> int:
     from berth.client.api import DEFAULT_VERSION
 
     data = {"Client": _client_version(cli, api_version or cli.client.version or DEFAULT_VERSION), "Server": server}
-    try:
-        text = tmpl.execute(data)
-    except TemplateError as e:
-        text = ""
-        if err is None:
-            err = StatusError(1, f"template: {e}")
+    text, terr = tmpl.execute_partial(data)
+    if terr is not None and err is None:
+        err = StatusError(1, str(terr))
     w = tabulate(text + "\n", minwidth=20, padding=1)
     cli.stdout.write(w)
     if err is not None:
