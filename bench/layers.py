@@ -72,7 +72,8 @@ def run_tar(blob: str, dest: str) -> float:
 def bench(name: str, blob: str, runs: int, work: str) -> None:
     diff_id = diff_id_of(blob)
     size = os.path.getsize(blob)
-    ours, theirs = [], []
+    ours: list[float] = []
+    theirs: list[float] = []
     for i in range(runs):
         for who in ("berth", "tar") if i % 2 == 0 else ("tar", "berth"):
             d = os.path.join(work, f"{who}-{i}")
@@ -93,17 +94,20 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="berth-bench-", dir="/var/tmp") as work:
         blob = os.path.join(work, "synthetic.tar.gz")
-        synthetic(blob, args.files)
-        bench(f"synthetic {args.files} files", blob, args.runs, work)
+        if args.files:
+            synthetic(blob, args.files)
+            bench(f"synthetic {args.files} files", blob, args.runs, work)
         if args.debian:
             with tarfile.open(args.debian) as tf:
                 import json
 
                 man = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
                 layer = tf.extractfile(man[0]["Layers"][0])
-                gz = os.path.join(work, "debian.tar.gz")
-                with open(gz, "wb") as out:
-                    subprocess.run(["gzip", "-6", "-n"], stdin=layer, stdout=out, check=True)  # type: ignore[arg-type]
+                plain = os.path.join(work, "debian.tar")
+                with open(plain, "wb") as out:
+                    shutil.copyfileobj(layer, out)  # type: ignore[arg-type]
+            subprocess.run(["gzip", "-6", "-n", plain], check=True)
+            gz = plain + ".gz"
             bench("debian:bookworm layer", gz, args.runs, work)
 
 
