@@ -123,6 +123,10 @@ class Applier:
         self._root = os.geteuid() == 0
         st = os.statvfs(root)
         self._free = st.f_bavail * st.f_frsize
+        # In an empty target without setgid, what root creates is already 0:0: skip that chown (a syscall
+        # per file). Dirs are created without setgid and get their modes at the end, so this holds.
+        self._owned_by_root = (mode == "overlay" and self._root and os.getegid() == 0
+                               and not os.stat(self.root_fd).st_mode & stat.S_ISGID)
         self.result = ApplyResult()
 
     def close(self) -> None:
@@ -266,7 +270,7 @@ class Applier:
                 reader.copy_to_fd(fd)
                 self._free -= e.size
                 self.result.size += e.size
-            if self._root:
+            if self._root and (e.uid or e.gid or not self._owned_by_root):
                 os.fchown(fd, e.uid, e.gid)
             if mode & 0o7000 or mode & self._umask:
                 os.fchmod(fd, mode)
