@@ -50,7 +50,7 @@ def lines(fd: int, start: int, stop: int | None = None) -> Iterator[tuple[bytes,
         chunk = os.pread(fd, want, pos)
         last = chunk.rfind(b"\n")
         if last < 0:
-            if len(chunk) < want:
+            if len(chunk) < want or pos + len(chunk) == stop:
                 return  # what is left is an incomplete line
             size *= 2  # a line longer than the read: read more at once
             continue
