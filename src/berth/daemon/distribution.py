@@ -26,13 +26,15 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -156,6 +158,14 @@ def credentials(auth: JSON | None) -> Credentials | None:
     return creds if any((creds.username, creds.password, creds.identity_token, creds.registry_token)) else None
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every registry client of the process: loading the CA bundle costs
+    ~40 ms, which httpx would otherwise pay again for each new client (each registry host, even one
+    spoken to over plain http). SSLContext is safe to share between connections and threads."""
+    return httpx.create_ssl_context()
+
+
 # -- thread helpers ------------------------------------------------------------------------------------
 
 
@@ -231,6 +241,13 @@ class Distribution:
         self._clients: OrderedDict[tuple[Any, ...], RegistryClient] = OrderedDict()
         self._blob_locks: dict[str, asyncio.Lock] = {}
 
+    def _new_client(self, endpoint: Endpoint, creds: Credentials | None) -> RegistryClient:
+        # RegistryClient hands `verify` to httpx, which takes an SSLContext as well (its annotation says
+        # bool | str only).
+        verify = cast(Any, tls_context())
+        return RegistryClient(endpoint.host, credentials=creds, insecure=endpoint.insecure, verify=verify,
+                              user_agent=self.user_agent)
+
     async def aclose(self) -> None:
         clients = list(self._clients.values())
         self._clients.clear()
@@ -251,7 +268,7 @@ class Distribution:
         if c is not None:
             self._clients.move_to_end(key)
             return c
-        c = RegistryClient(endpoint.host, credentials=creds, insecure=endpoint.insecure, user_agent=self.user_agent)
+        c = self._new_client(endpoint, creds)
         self._clients[key] = c
         if len(self._clients) > _CLIENT_CACHE:
             _, old = self._clients.popitem(last=False)
@@ -535,26 +552,28 @@ class Distribution:
             yield update("Preparing", ids[i])
         out = _Messages()
         slots = asyncio.Semaphore(self.max_uploads)
+        config_raw = await in_thread(store.content.read, rec.id)
         with store.lease(rec.id, *rec.chain):
             tasks = [asyncio.ensure_future(self._push_layer(client, ref, diff_ids[i], ids[i],
                                                             reuse.layers[i] if reuse else None, slots, out, pushed))
                      for i in reversed(range(len(diff_ids)))]
+            # the config goes up alongside the layers (it is small, and the manifest waits for all of them)
+            config = asyncio.ensure_future(self._push_config(client, ref.path, rec.id, config_raw, pushed))
             done = asyncio.ensure_future(asyncio.gather(*tasks))
             done.add_done_callback(lambda _: out.q.put_nowait(_END))
             try:
                 while (msg := await out.q.get()) is not _END:
                     yield msg
                 descs: list[Descriptor] = list(reversed(done.result()))
+                await config
             finally:
-                for t in tasks:
+                for t in [*tasks, config]:
                     t.cancel()
-                await asyncio.gather(done, return_exceptions=True)
-            config_raw = await in_thread(store.content.read, rec.id)
+                await asyncio.gather(done, config, return_exceptions=True)
             if reuse is not None:
                 data, media_type = reuse.raw, reuse.media_type
             else:
                 data, media_type = docker_manifest(rec.id, len(config_raw), descs), mt.DOCKER_MANIFEST
-            await self._push_config(client, ref.path, rec.id, config_raw, pushed)
             try:
                 got = await client.put_manifest(ref.path, ref.tag or reference.DEFAULT_TAG, data, media_type)
             except rerr.RegistryError as e:
@@ -672,8 +691,7 @@ class Distribution:
         host = normalize_server(str(config.get("serveraddress") or ""))
         endpoint = self.settings.endpoint(host)
         creds = credentials(config)
-        client = RegistryClient(endpoint.host, credentials=creds, insecure=endpoint.insecure,
-                                user_agent=self.user_agent)
+        client = self._new_client(endpoint, creds)  # not cached: these credentials may be wrong
         url = f"{endpoint.base}/v2/"
         try:
             token = await client.login()
