@@ -167,14 +167,36 @@ def _detect_v2(f: HostFeatures) -> HostFeatures:
     return f
 
 
+def _lacks_sys_resource() -> bool:
+    return "CAP_SYS_RESOURCE" not in capsmod.from_mask(capsmod.current()["effective"])
+
+
+def _host_hard_rlimits() -> dict[str, int]:
+    """Without CAP_SYS_RESOURCE no hard limit can be raised: ours are the ceiling."""
+    return current_hard_rlimits() if _lacks_sys_resource() else {}
+
+
+def _host_oom_floor() -> int:
+    """Without CAP_SYS_RESOURCE oom_score_adj cannot go below ours (containerd's restrict_oom_score_adj)."""
+    return int(_read_text("/proc/self/oom_score_adj") or 0) if _lacks_sys_resource() else -1000
+
+
+def _host_cgroup_version() -> int:
+    from berth.runtime import cgroups
+
+    return 2 if cgroups.detect() == "v2" else 1
+
+
 @dataclass
 class DaemonOptions:
     """berthd's settings that shape every container (dockerd's flags and what the host allows).
 
-    `daemon_hard_rlimits` ("nofile" -> hard limit) and `oom_score_adj_min` are what the daemon can
-    grant without CAP_SYS_RESOURCE; requests beyond them are clamped. `container_ns(ref, kind)`
-    returns the namespace path ("/proc/<pid>/ns/<kind>", kind in net/ipc/pid) of a running
-    container for the `container:<ref>` modes, raising NotFound/Conflict as the daemon sees fit.
+    What the host allows defaults to what this host allows (probed when the object is made):
+    `host_caps` (the daemon's bounding set), `cgroup_version`, `features`, and, when the daemon
+    lacks CAP_SYS_RESOURCE, `daemon_hard_rlimits` ("nofile" -> hard limit) and `oom_score_adj_min`;
+    requests beyond them are clamped. Tests pass explicit values. `container_ns(ref, kind)` returns
+    the namespace path ("/proc/<pid>/ns/<kind>", kind in net/ipc/pid) of a running container for the
+    `container:<ref>` modes, raising NotFound/Conflict as the daemon sees fit.
     """
 
     cgroup_parent: str = "berth"
@@ -183,10 +205,10 @@ class DaemonOptions:
     init: bool = False  # dockerd --init: every container gets the init unless it says Init=false
     default_ulimits: list[JSON] = field(default_factory=list)  # [{"Name","Soft","Hard"}], dockerd --default-ulimit
     seccomp_profile_override: str | None = None  # dockerd --seccomp-profile: JSON text or "unconfined"
-    daemon_hard_rlimits: dict[str, int] = field(default_factory=dict)
-    oom_score_adj_min: int = -1000
-    host_caps: tuple[str, ...] = tuple(capsmod.CAPS)
-    cgroup_version: int = 1
+    daemon_hard_rlimits: dict[str, int] = field(default_factory=_host_hard_rlimits)
+    oom_score_adj_min: int = field(default_factory=_host_oom_floor)
+    host_caps: tuple[str, ...] = field(default_factory=lambda: tuple(capsmod.host_bounding()))
+    cgroup_version: int = field(default_factory=_host_cgroup_version)
     shm_size: int = DEFAULT_SHM_SIZE
     ipc_mode: str = "private"
     cgroupns_mode: str = ""  # "" = Docker's default for the cgroup version ("host" on v1, "private" on v2)
@@ -196,7 +218,7 @@ class DaemonOptions:
     log_opts: dict[str, str] = field(default_factory=dict)
     host_hostname: str = ""  # the host's name, a --network host container's default hostname
     ncpu: int = 0
-    features: HostFeatures = field(default_factory=HostFeatures)
+    features: HostFeatures = field(default_factory=HostFeatures.detect)
     masked_paths: list[str] | None = None  # None: berth.runtime.spec.masked_paths() (Docker's list)
     readonly_paths: list[str] | None = None
     container_ns: Callable[[str, str], str] | None = None
@@ -210,22 +232,8 @@ class DaemonOptions:
 
     @classmethod
     def detect(cls, **overrides: Any) -> DaemonOptions:
-        """Options for this host: its cgroup version and features, capabilities, rlimits, OOM floor."""
-        from berth.runtime import cgroups
-
-        host = capsmod.host_bounding()
-        effective = capsmod.from_mask(capsmod.current()["effective"])
-        values: dict[str, Any] = {
-            "host_caps": tuple(host),
-            "cgroup_version": 2 if cgroups.detect() == "v2" else 1,
-            "features": HostFeatures.detect(),
-        }
-        if "CAP_SYS_RESOURCE" not in effective:
-            # Without it no hard limit can be raised and oom_score_adj cannot go below ours.
-            values["daemon_hard_rlimits"] = current_hard_rlimits()
-            values["oom_score_adj_min"] = int(_read_text("/proc/self/oom_score_adj") or 0)
-        values.update(overrides)
-        return cls(**values)
+        """Options for this host (the defaults probe it), with `overrides`."""
+        return cls(**overrides)
 
     def default_cgroupns(self) -> str:
         return self.cgroupns_mode or ("private" if self.cgroup_version == 2 else "host")

@@ -112,7 +112,10 @@ class ExecService:
         if cfg.get("User"):
             from berth.runtime import user as usermod
 
-            proc["user"] = usermod.resolve(os.path.join(bundle, "rootfs"), cfg["User"])
+            u, _extra = usermod.lookup(os.path.join(bundle, "rootfs"), cfg["User"])
+            proc["user"] = {**(proc.get("user") or {}), "uid": u.uid, "gid": u.gid, "additionalGids": u.sgids}
+            env = [x for x in proc["env"] if not x.startswith("HOME=")] + [f"HOME={u.home}"]
+            proc["env"] = env
         if cfg.get("Privileged"):
             from berth.runtime import caps
 

@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from berth.daemon.monproto import CONTROL, STDERR, STDIN, STDOUT, FrameReader, frame, short_path
 from berth.runtime import fastjson
-from berth.runtime.container import Container, Runtime, exit_status
+from berth.runtime.container import Runtime, exit_status
 
 MAX_CLIENT_BUFFER = 16 << 20
 READ_SIZE = 65536
@@ -96,7 +96,6 @@ class Monitor:
         self.poll = select.poll()
         self.fd_kind: dict[int, tuple[str, Any]] = {}  # fd -> (what it is, its object)
         self.init: Process | None = None
-        self.container: Container | None = None
         self.execs: dict[int, tuple[Process, Client]] = {}  # pid -> (process, its client)
         self.early_stdin = bytearray()  # stdin that arrived before the container started
         self.early_close = False
@@ -196,7 +195,8 @@ class Monitor:
     def _attach_process(self, proc: Process, console: Any, owner: Client | None) -> None:
         if console is not None:
             ours, theirs = console
-            theirs.close()
+            if theirs.fileno() >= 0:
+                theirs.close()
             _msg, fds, _flags, _addr = socket.recv_fds(ours, 1024, 1)
             ours.close()
             proc.master = fds[0]
@@ -208,65 +208,106 @@ class Monitor:
         if proc.stdin is not None and proc.stdin != proc.master:
             _nonblock(proc.stdin)
 
+    def _in_helper(self, fn: Any) -> dict[str, Any]:
+        """Run `fn() -> dict` in a short-lived fork and return its result. The runtime's create and
+        exec touch (and so copy) megabytes of the zygote's shared memory; doing them in a helper
+        that exits keeps this long-lived monitor small. Their processes are still our children:
+        the runtime clones them with CLONE_PARENT."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            try:
+                result = fn()
+            except BaseException as e:
+                result = {"type": "error", "message": str(e) or type(e).__name__}
+            os.write(w, fastjson.dumps(result).encode())
+            os._exit(0)
+        os.close(w)
+        chunks = []
+        while True:
+            try:
+                data = os.read(r, 65536)
+            except InterruptedError:
+                continue
+            if not data:
+                break
+            chunks.append(data)
+        os.close(r)
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+        if not chunks:
+            return {"type": "error", "message": "the runtime helper died"}
+        return fastjson.loads(b"".join(chunks))  # type: ignore[return-value]
+
     def start_container(self) -> dict[str, Any]:
         req = self.req
         proc, console, stdio, child_fds = self._stdio(req.get("tty", False), req.get("open_stdin", False))
-        try:
-            c = self.runtime.create(self.id, req["bundle"], console=console[1] if console else None, stdio=stdio)
-        except BaseException as e:
-            for fd in child_fds:
-                os.close(fd)
+        size = req.get("console_size")
+
+        def create_and_start() -> dict[str, Any]:
+            c = self.runtime.create(self.id, req["bundle"], console=console[1] if console else None, stdio=stdio,
+                                    clone_parent=True)
+            if console:
+                # the pty master must be ours before the process runs: size it, then start
+                console[1].close()
+            try:
+                c.start()
+            except BaseException:
+                c.delete(force=True)
+                raise
+            return {"type": "started", "pid": c.pid}
+
+        result = self._in_helper(create_and_start)
+        for fd in child_fds:
+            os.close(fd)
+        if result.get("type") != "started":
             if console:
                 console[0].close()
                 console[1].close()
-            return {"type": "error", "message": str(e)}
-        for fd in child_fds:
-            os.close(fd)
+            return result
         self._attach_process(proc, console, None)
-        size = req.get("console_size")
         if proc.master is not None and size:
             set_winsize(proc.master, size[0], size[1])
-        try:
-            c.start()
-        except BaseException as e:
-            self._cleanup_failed(c)
-            return {"type": "error", "message": str(e)}
-        proc.pid = c.pid
+        proc.pid = int(result["pid"])
         self.init = proc
-        self.container = c
         if self.early_stdin or self.early_close:
             proc.close_stdin_pending = self.early_close
             self._stdin(proc, bytes(self.early_stdin))
             self.early_stdin.clear()
-        self.init_pidfd = os.pidfd_open(c.pid)
+        self.init_pidfd = os.pidfd_open(proc.pid)
         self._watch(self.init_pidfd, "init-exit", None)
         with open(os.path.join(self.dir, "monitor.pid"), "w") as f:
             f.write(str(os.getpid()))
-        return {"type": "started", "pid": c.pid}
-
-    def _cleanup_failed(self, c: Container) -> None:
-        try:
-            c.delete(force=True)
-        except Exception:
-            pass
+        return {"type": "started", "pid": proc.pid}
 
     def start_exec(self, client: Client, msg: dict[str, Any]) -> None:
         process = msg["process"]
         tty = bool(process.get("terminal"))
         proc, console, stdio, child_fds = self._stdio(tty, bool(msg.get("stdin")))
-        assert self.container is not None
-        try:
-            pid = self.container.exec(process, console=console[1] if console else None, stdio=stdio)
-        except BaseException as e:
-            for fd in child_fds:
-                os.close(fd)
-            if console:
-                console[0].close()
-                console[1].close()
-            self._send(client, _control({"type": "error", "message": str(e)}))
-            return
+
+        def do_exec() -> dict[str, Any]:
+            pid = self.runtime.get(self.id).exec(process, console=console[1] if console else None, stdio=stdio,
+                                                 clone_parent=True)
+            return {"type": "started", "pid": pid}
+
+        result = self._in_helper(do_exec)
         for fd in child_fds:
             os.close(fd)
+        if console:
+            console[1].close()
+        if result.get("type") != "started":
+            if console:
+                console[0].close()
+            self._send(client, _control(result))
+            return
+        pid = int(result["pid"])
         proc.pid = pid
         self._attach_process(proc, console, client)
         size = msg.get("console_size")
@@ -425,18 +466,19 @@ class Monitor:
     def finish(self) -> NoReturn:
         """The init exited: collect output, clean up, record the exit, and go."""
         proc = self.init
-        assert proc is not None and self.container is not None
+        assert proc is not None
         self._drain(proc, None, time.monotonic() + 5)
         status = proc.status if proc.status is not None else 0
         code = exit_status(status)
         oom = False
-        try:
-            oom = self.container.cgroup().oom_kill_count() > 0
-        except Exception:
-            pass
         error = ""
         try:
-            self.container.delete(force=True)
+            container = self.runtime.get(self.id)
+            try:
+                oom = container.cgroup().oom_kill_count() > 0
+            except Exception:
+                pass
+            container.delete(force=True)
         except Exception as e:
             error = f"cleanup: {e}"
         self._finish_common({"type": "exited", "code": code, "oom_killed": oom, "error": error,

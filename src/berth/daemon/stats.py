@@ -151,8 +151,9 @@ def _blkio_stats(blk: JSON, v2: bool) -> JSON:
 
 
 def _is_v2(cg: JSON) -> bool:
+    """v1's memory.stat has the hierarchical totals ("total_*"); v2's has none of them."""
     raw = (cg.get("memory_stats") or {}).get("stats") or {}
-    return bool(raw) and "total_cache" not in raw
+    return bool(raw) and not any(k.startswith(("total_", "hierarchical_")) for k in raw)
 
 
 def frame(cgroup_stats: JSON, *, prev: JSON | None, read_time_ns: int, pids_current: int | None = None,

@@ -114,8 +114,13 @@ class Runtime:
         no_pivot: bool = False,
         preserve_fds: int = 0,
         config: dict[str, Any] | None = None,
+        stdio: tuple[int, int, int] | None = None,
+        clone_parent: bool = False,
     ) -> Container:
         """Set everything up and leave the init blocked before execve (status "created").
+
+        With `clone_parent` the init becomes a child of our parent, not of us (CLONE_PARENT): berthd's
+        monitor does the heavy setup in a short-lived helper so that it keeps no trace of it.
 
         `console` is an already connected socket that receives the pty master (berthd's monitor and
         `run` use a socketpair); `console_socket` is a path, as runc's --console-socket.
@@ -135,7 +140,8 @@ class Runtime:
         st = State(id=cid, bundle=bundle, rootfs=rootfs, created=_now(), config=config)
         cleanup: list[Callable[[], None]] = [lambda: _rmtree(sd.path)]
         try:
-            return self._create(sd, st, config, console_socket, console, pid_file, no_pivot, preserve_fds, cleanup)
+            return self._create(sd, st, config, console_socket, console, pid_file, no_pivot, preserve_fds, stdio,
+                                cleanup, sc.CLONE_PARENT if clone_parent else 0)
         except BaseException:
             for fn in reversed(cleanup):
                 try:
@@ -154,7 +160,9 @@ class Runtime:
         pid_file: str | None,
         no_pivot: bool,
         preserve_fds: int,
+        stdio: tuple[int, int, int] | None,
         cleanup: list[Callable[[], None]],
+        extra_flags: int = 0,
     ) -> Container:
         linux = config.get("linux") or {}
         process = config["process"]
@@ -194,9 +202,9 @@ class Runtime:
         cleanup.append(parent_sock.close)
         ctx = InitContext(config=config, rootfs=st.rootfs, sync=child_sock, fifo_fd=fifo_fd, console=console,
                           no_pivot=no_pivot, userns=userns, join_fds=joins, preserve_fds=preserve_fds,
-                          container_id=st.id, bundle=st.bundle)
+                          container_id=st.id, bundle=st.bundle, stdio=stdio)
         _prepare_child_imports(config, ctx)
-        pid = _spawn(ctx, flags, pid_join)
+        pid = _spawn(ctx, flags | extra_flags, pid_join)
         child_sock.close()
         cleanup.append(lambda: _kill_and_reap(pid))
         self._parent_setup(pid, config, cg, userns)
@@ -500,6 +508,8 @@ class Container:
         pid_file: str | None = None,
         preserve_fds: int = 0,
         ignore_paused: bool = False,
+        stdio: tuple[int, int, int] | None = None,
+        clone_parent: bool = False,
     ) -> int:
         """Start `process` inside the running container; the caller becomes its parent. Returns its pid."""
         status = self.status()
@@ -537,9 +547,9 @@ class Container:
             parent_sock, child_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
             ctx = InitContext(config=config, rootfs=self.st.rootfs, sync=child_sock, console=console,
                               userns=userns, join_fds=joins, preserve_fds=preserve_fds, exec_mode=True,
-                              container_id=self.id, bundle=self.st.bundle)
+                              container_id=self.id, bundle=self.st.bundle, stdio=stdio)
             _prepare_child_imports(config, ctx)
-            pid = _spawn(ctx, 0, pid_fd)
+            pid = _spawn(ctx, sc.CLONE_PARENT if clone_parent else 0, pid_fd)
             child_sock.close()
         finally:
             for fd, _ in joins:
