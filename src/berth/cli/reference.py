@@ -18,8 +18,16 @@ _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\]
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _NAME = rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-_REF_RE = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$")
-_ANCHORED_ID = re.compile(r"^[a-f0-9]{64}$")
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _re(name: str) -> re.Pattern[str]:
+    """Patterns compiled on first use (`ps` imports this module but rarely parses a reference)."""
+    pat = _compiled.get(name)
+    if pat is None:
+        src = {"ref": rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$", "id": r"^[a-f0-9]{64}$"}[name]
+        pat = _compiled[name] = re.compile(src)
+    return pat
 
 
 class Reference:
@@ -82,11 +90,11 @@ def _split_domain(name: str) -> tuple[str, str]:
 
 def parse_normalized(ref: str) -> Reference:
     """ParseNormalizedNamed: errors in distribution/reference's wording."""
-    if _ANCHORED_ID.match(ref):
+    if _re("id").match(ref):
         raise InvalidArgument(f"invalid repository name ({ref}), cannot specify 64-byte hexadecimal strings")
-    m = _REF_RE.match(ref)
+    m = _re("ref").match(ref)
     if not m:
-        low = _REF_RE.match(ref.lower()) if ref.lower() != ref else None
+        low = _re("ref").match(ref.lower()) if ref.lower() != ref else None
         if low:
             _, rest = _split_domain(ref[: len(low.group(1))])
             raise InvalidArgument(f"invalid reference format: repository name ({rest}) must be lowercase")
@@ -101,4 +109,4 @@ def parse_normalized(ref: str) -> Reference:
 
 
 def is_image_id(ref: str) -> bool:
-    return bool(_ANCHORED_ID.match(ref.removeprefix("sha256:"))) and (ref.startswith("sha256:") or len(ref) == 64)
+    return bool(_re("id").match(ref.removeprefix("sha256:"))) and (ref.startswith("sha256:") or len(ref) == 64)

@@ -13,11 +13,7 @@ import json as _json
 from collections.abc import Callable, Mapping
 
 from berth.cli.gotypes import GoStruct, _Nil, go_print, is_nil, to_json_value, truth
-
-
-class TemplateError(Exception):
-    pass
-
+from berth.cli.tmplerror import TemplateError
 
 # -- lexing ------------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ def images(cli: Cli, path: str, argv: list[str]) -> int:
         return 0
     o, args = p
     from berth.cli.formatter import IMAGE_HEADERS, image_format, image_rows, render
-    from berth.cli.template import TemplateError
+    from berth.cli.tmplerror import TemplateError
 
     filters = list(o.filter or [])
     if args:
@@ -44,8 +44,10 @@ def images(cli: Cli, path: str, argv: list[str]) -> int:
         fmt = fmt or "table"
     final = image_format(fmt, bool(o.quiet), bool(o.digests))
     rows = image_rows(imgs, not o.no_trunc, bool(o.digests), final)  # type: ignore[arg-type]
+    # docker's default tables say `{{if .CreatedSince}}…{{else}}N/A{{end}}`: the same through a plain field
+    shown = final.replace("{{if .CreatedSince }}{{.CreatedSince}}{{else}}N/A{{end}}", "{{.CreatedSinceOrNA}}")
     try:
-        cli.stdout.write(render(final, rows, IMAGE_HEADERS))
+        cli.stdout.write(render(shown, rows, {**IMAGE_HEADERS, "CreatedSinceOrNA": "CREATED"}))
     except TemplateError as e:
         raise StatusError(1, str(e)) from None
     if args and not imgs and path.endswith(" images") and args[0] in (

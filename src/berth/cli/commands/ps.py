@@ -28,7 +28,7 @@ def ps(cli: Cli, path: str, argv: list[str]) -> int:
         return 0
     cmd.check_args(args)
     from berth.cli.formatter import CONTAINER_HEADERS, ContainerContext, container_format, render
-    from berth.cli.template import Template, TemplateError
+    from berth.cli.tmplerror import TemplateError
 
     fmt: str = o.format
     if not fmt:
@@ -40,16 +40,27 @@ def ps(cli: Cli, path: str, argv: list[str]) -> int:
     if o.latest and limit == -1:
         limit = 1
     if fmt:
-        try:
-            probe = ContainerContext({})
-            Template(fmt).execute(probe)
-        except TemplateError as e:
-            raise StatusError(1, f"failed to parse template: {e}") from None
-        except Exception:
-            pass
+        # docker runs the template once on an empty row to see whether it uses .Size (then asks for sizes)
+        from berth.cli.formatter import _simple_parts, preformat
+
+        parts = _simple_parts(preformat(fmt)[0]) if fmt not in ("table", "raw") else []
+        if parts is not None:
+            size_used = any(field == "Size" for _, field in parts)
         else:
-            if not o.quiet and not size and not o.changed("size") and probe.size_used:
-                size = True
+            from berth.cli.template import Template
+
+            probe = ContainerContext({})
+            try:
+                tmpl = Template(fmt)
+            except TemplateError as e:
+                raise StatusError(1, f"failed to parse template: {e}") from None
+            try:
+                tmpl.execute(probe)
+            except Exception:
+                pass
+            size_used = probe.size_used
+        if not o.quiet and not size and not o.changed("size") and size_used:
+            size = True
     params: dict[str, object] = {"all": o.all or None, "size": size or None,
                                  "limit": str(limit) if limit != -1 else None, "filters": to_json(o.filter)}
     containers = cli.client.get_json("/containers/json", params)

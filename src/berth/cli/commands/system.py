@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from berth.cli.app import Cli, StatusError
@@ -67,17 +68,15 @@ def _ansic(text: str) -> str:
 
 
 def _client_version(cli: Cli, api_version: str) -> dict[str, object]:
-    import platform
-
     from berth import __version__
     from berth.client.api import DEFAULT_VERSION
 
-    machine = platform.machine()
+    machine = os.uname().machine
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
     from berth.cli.gotypes import ABSENT_PTR, GoStruct
 
     doc = {"Platform": ABSENT_PTR, "Version": __version__, "ApiVersion": api_version,
-           "DefaultAPIVersion": DEFAULT_VERSION, "PythonVersion": platform.python_version(), "Os": sys.platform,
+           "DefaultAPIVersion": DEFAULT_VERSION, "PythonVersion": ".".join(map(str, sys.version_info[:3])), "Os": sys.platform,
            "Arch": arch, "Context": "default"}
     return GoStruct(doc, go_names={"APIVersion": "ApiVersion"},
                     type_name="main.clientVersion")
