@@ -76,8 +76,8 @@ def _client_version(cli: Cli, api_version: str) -> dict[str, object]:
     from berth.cli.gotypes import ABSENT_PTR, GoStruct
 
     doc = {"Platform": ABSENT_PTR, "Version": __version__, "ApiVersion": api_version,
-           "DefaultAPIVersion": DEFAULT_VERSION, "PythonVersion": ".".join(map(str, sys.version_info[:3])), "Os": sys.platform,
-           "Arch": arch, "Context": "default"}
+           "DefaultAPIVersion": DEFAULT_VERSION, "PythonVersion": ".".join(map(str, sys.version_info[:3])),
+           "Os": sys.platform, "Arch": arch, "Context": "default"}
     return GoStruct(doc, go_names={"APIVersion": "ApiVersion"},
                     type_name="main.clientVersion")
 
