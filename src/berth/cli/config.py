@@ -3,7 +3,6 @@ detach keys and default formats. berth reads and writes docker's file so the two
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 
@@ -56,18 +55,23 @@ class ConfigFile:
             return {}
         out: dict[str, str] = {}
         if isinstance(entry.get("auth"), str) and entry["auth"]:
+            import base64
+
             try:
                 user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")  # type: ignore[arg-type]
             except (ValueError, UnicodeDecodeError):
                 user, pw = "", ""
             out["username"], out["password"] = user, pw
-        if isinstance(entry.get("identitytoken"), str) and entry["identitytoken"]:
-            out["identitytoken"] = entry["identitytoken"]  # type: ignore[assignment]
         if out:
             out["serveraddress"] = server
+        if isinstance(entry.get("identitytoken"), str) and entry["identitytoken"]:
+            out["identitytoken"] = entry["identitytoken"]  # type: ignore[assignment]
+            out.setdefault("serveraddress", server)
         return out
 
     def set_auth(self, server: str, username: str, password: str, identity_token: str = "") -> None:
+        import base64
+
         auths = self.data.setdefault("auths", {})
         assert isinstance(auths, dict)
         entry: dict[str, str] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
@@ -98,5 +102,7 @@ def _hostname(url: str) -> str:
 
 def encode_auth(auth: dict[str, str]) -> str:
     """X-Registry-Auth: base64url of the JSON auth config ("e30=" for none)."""
+    import base64
+
     body = json.dumps(auth, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(body).decode()
