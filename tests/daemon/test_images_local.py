@@ -240,6 +240,8 @@ def test_import_from_body_and_loopback_url_only(make_engine: Any, tmp_path: Path
     with serve_dir(ALPINE.parent) as base:
         p = e.docker("import", f"{base}/{ALPINE.name}", "alp:url")
         assert p.returncode == 0, p.stderr
+        p = e.docker("import", f"{base}/missing.tar", "alp:missing")
+        assert p.returncode == 1 and f"error downloading {base}/missing.tar: 404 File not found" in p.stderr
     assert e.client().api.inspect_image("alp:url")["RootFS"] == info["RootFS"]
     # anywhere else: refused before any lookup or connection
     p = e.docker("import", "http://images.example.com/rootfs.tar", "x:1")

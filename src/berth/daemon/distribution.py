@@ -239,7 +239,8 @@ class Distribution:
         self.max_downloads = max_downloads
         self.max_uploads = max_uploads
         self._clients: OrderedDict[tuple[Any, ...], RegistryClient] = OrderedDict()
-        self._blob_locks: dict[str, asyncio.Lock] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._blob_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     def _new_client(self, endpoint: Endpoint, creds: Credentials | None) -> RegistryClient:
         # RegistryClient hands `verify` to httpx, which takes an SSLContext as well (its annotation says
@@ -272,14 +273,27 @@ class Distribution:
         self._clients[key] = c
         if len(self._clients) > _CLIENT_CACHE:
             _, old = self._clients.popitem(last=False)
-            asyncio.get_running_loop().create_task(old.aclose())
+            task = asyncio.get_running_loop().create_task(old.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         return c
 
-    def _blob_lock(self, digest: str) -> asyncio.Lock:
-        lock = self._blob_locks.get(digest)
-        if lock is None:
-            lock = self._blob_locks[digest] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _blob_lock(self, digest: str) -> AsyncIterator[None]:
+        """One download per blob at a time across pulls (the ingest is named by digest); the entry goes
+        away with its last user, so the table stays as small as the pulls in flight."""
+        entry = self._blob_locks.get(digest)
+        if entry is None:
+            entry = self._blob_locks[digest] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._blob_locks[digest]
 
     # -- pull ------------------------------------------------------------------------------------------
 
@@ -729,7 +743,7 @@ class Distribution:
                 headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
             params: dict[str, str | int] = {"q": query, "n": limit or 25}
             try:
-                async with httpx.AsyncClient(timeout=30.0) as http:
+                async with httpx.AsyncClient(timeout=30.0, verify=tls_context()) as http:
                     r = await http.get(f"{ep.base}/v1/search", params=params, headers=headers)
                 if r.status_code != 200:
                     raise rerr.from_body(r.status_code, r.content)

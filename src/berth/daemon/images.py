@@ -13,6 +13,7 @@ Filters and error messages follow moby's daemon/images.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import re
 import time
@@ -25,13 +26,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from berth.api import jsonstream as js
-from berth.errors import Conflict, Forbidden, InvalidArgument, NotFound, Unavailable
+from berth.errors import BerthError, Conflict, Forbidden, InvalidArgument, NotFound, Unavailable
 from berth.image.service import ImageService
 from berth.image.timeutil import to_unix
 from berth.oci import reference
 from berth.registry.client import Platform
 
-from .distribution import Distribution, EventSink, in_thread, progress, transport_error
+from .distribution import Distribution, EventSink, in_thread, progress, tls_context, transport_error
 from .registries import RegistrySettings
 
 JSON = dict[str, Any]
@@ -81,8 +82,7 @@ class Images:
         for p in patterns:
             go_path_match(p, "")  # a bad pattern is an error even when nothing is listed
         out = []
-        for img in self.store.list_images(all_images=all_images or bool(patterns) or dangling is not None,
-                                          dangling=dangling):
+        for img in self.store.list_images(all_images=all_images, dangling=dangling):
             created = img["Created"]
             if before is not None and created >= before:
                 continue
@@ -227,12 +227,12 @@ class Images:
         if source == "-":
             if data is None:
                 raise InvalidArgument("import from the request body needs a body")
-            image_id = await read_body_in_thread(data, run)
+            image_id = await read_body_in_thread(data, run)  # what the store leaves unread is drained
         else:
             url = self._import_url(source)
             yield js.status(f"Downloading from {url}")
             msgs: asyncio.Queue[JSON] = asyncio.Queue()
-            task = asyncio.ensure_future(read_body_in_thread(_download(url, msgs), run))
+            task = asyncio.ensure_future(read_body_in_thread(_download(url, msgs), run, drain=False))
             try:
                 while not task.done():
                     getter = asyncio.ensure_future(msgs.get())
@@ -335,9 +335,10 @@ class _BodyReader(io.RawIOBase):
         return n
 
 
-async def read_body_in_thread(data: AsyncIterator[bytes], fn: Callable[[BinaryIO], T]) -> T:
-    """Run `fn(file)` in a thread while `data` arrives. What `fn` leaves unread is drained, so a client
-    still sending its body gets the answer rather than a broken pipe."""
+async def read_body_in_thread(data: AsyncIterator[bytes], fn: Callable[[BinaryIO], T], *, drain: bool = True) -> T:
+    """Run `fn(file)` in a thread while `data` arrives. With `drain`, what `fn` leaves unread is read
+    and dropped, so a client still sending its request body gets the answer rather than a broken pipe;
+    without it (a download) the rest is simply not fetched."""
     loop = asyncio.get_running_loop()
     q: asyncio.Queue[Any] = asyncio.Queue(maxsize=_BODY_QUEUE)
     stop = False
@@ -351,9 +352,9 @@ async def read_body_in_thread(data: AsyncIterator[bytes], fn: Callable[[BinaryIO
                 await q.put(_EOF)
         except Exception as e:
             if not stop:
-                await q.put(InvalidArgument(f"reading the request body: {e}"))
+                await q.put(e if isinstance(e, BerthError) else InvalidArgument(f"reading the request body: {e}"))
 
-    def drain() -> None:
+    def empty_queue() -> None:
         while not q.empty():
             q.get_nowait()
 
@@ -366,26 +367,26 @@ async def read_body_in_thread(data: AsyncIterator[bytes], fn: Callable[[BinaryIO
         # The client is gone: wake the thread with an error, let it finish, then give up.
         stop = True
         feeder.cancel()
-        drain()
+        empty_queue()
         q.put_nowait(Unavailable("the client went away"))
         await asyncio.wait([work])
         raise
     finally:
         stop = True
-        drain()
-        if not feeder.done():
-            try:
-                await feeder
-            except asyncio.CancelledError:
-                pass
+        empty_queue()
+        if not drain:
+            feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
 
 
 async def _download(url: str, msgs: asyncio.Queue[JSON]) -> AsyncIterator[bytes]:
     """An import URL's body, with moby's "Importing" progress lines."""
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False) as http, \
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False,
+                                     verify=tls_context()) as http, \
                 http.stream("GET", url) as r:
-            if r.status_code >= 400:
+            if not r.is_success:  # redirects too: one could lead away from loopback
                 raise InvalidArgument(f"error downloading {url}: {r.status_code} {r.reason_phrase}")
             total = int(r.headers.get("content-length") or 0)
             current = 0
