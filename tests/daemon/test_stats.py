@@ -232,12 +232,16 @@ def test_frames_from_a_real_cgroup_read_as_the_cli_does(busy: Busy, tmp_path: Pa
 
 
 NETNS_CHILD = r"""
-import socket, subprocess, sys
+import socket, subprocess, sys, time
 for cmd in (["ip", "link", "add", "bv0", "type", "veth", "peer", "name", "bv1"],
             ["ip", "addr", "add", "10.77.0.1/24", "dev", "bv0"], ["ip", "link", "set", "bv0", "up"],
             ["ip", "link", "set", "bv1", "up"], ["ip", "link", "set", "lo", "up"],
             ["ip", "neigh", "add", "10.77.0.2", "lladdr", "02:00:00:00:00:02", "dev", "bv0"]):
     subprocess.run(cmd, check=True)
+for _ in range(200):                           # packets sent before the carrier is up are dropped
+    if "LOWER_UP" in subprocess.run(["ip", "-o", "link", "show", "bv0"], capture_output=True, text=True).stdout:
+        break
+    time.sleep(0.01)
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(5):
     s.sendto(b"x" * 1000, ("10.77.0.2", 9))   # out of bv0 (a known neighbour), into its peer bv1
