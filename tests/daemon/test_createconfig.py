@@ -570,6 +570,7 @@ def test_detect_describes_this_host() -> None:
     o = DaemonOptions.detect()
     assert o.cgroup_version in (1, 2)
     assert set(o.host_caps) == set(caps.host_bounding())
+    assert DaemonOptions(cgroup_parent="x").host_caps == o.host_caps  # the plain constructor probes too
     if "CAP_SYS_RESOURCE" not in caps.from_mask(caps.current()["effective"]):
         import resource
 
