@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gzip
 import hashlib
 import io
@@ -155,6 +156,35 @@ def timed(fn: Callable[[], None]) -> float:
     return time.perf_counter() - t
 
 
+def berth_round(work: str, seed: str, target: str, repo: str) -> tuple[float, float]:
+    """Pull `repo` from `seed` into an empty store, then push it to `target`: (pull s, push s)."""
+    store = ImageService(work)
+    try:
+        pull_s = timed(lambda: berth_pull(store, seed, repo))
+        push_s = timed(lambda: berth_push(store, f"{seed}/{repo}:t", f"{target}/{repo}:t"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return pull_s, push_s
+
+
+def skopeo_round(work: str, seed: str, target: str, repo: str) -> tuple[float, float]:
+    """skopeo copy to an OCI layout + umoci raw unpack, then skopeo copy of that layout to `target`."""
+    layout_dir, rootfs = work + "-layout", work + "-rootfs"
+
+    def pull() -> None:
+        run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{seed}/{repo}:t", f"oci:{layout_dir}:t"])
+        run(["umoci", "raw", "unpack", "--image", f"{layout_dir}:t", rootfs])
+
+    def push() -> None:
+        run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout_dir}:t", f"docker://{target}/{repo}:t"])
+
+    try:
+        return timed(pull), timed(push)
+    finally:
+        shutil.rmtree(layout_dir, ignore_errors=True)
+        shutil.rmtree(rootfs, ignore_errors=True)
+
+
 class ServedImages:
     """berth's Engine API with the images backend over `store`, on a unix socket, served from a thread."""
 
@@ -254,29 +284,11 @@ def main() -> int:
             for who in (("berth", "skopeo") if rnd % 2 == 0 else ("skopeo", "berth")):
                 target = registry(f"push-{who}-{rnd}")
                 for name, repo in repos.items():
-                    if who == "berth":
-                        store = ImageService(os.path.join(work, f"store-{rnd}-{name.split()[0]}"))
-                        t = timed(lambda s=store, r=repo: berth_pull(s, seed.host, r))
-                        rows.setdefault(f"pull {name}", {}).setdefault(who, []).append(t)
-                        t = timed(lambda s=store, r=repo, h=target.host: berth_push(s, f"{seed.host}/{r}:t",
-                                                                                    f"{h}/{r}:t"))
-                        rows.setdefault(f"push {name}", {}).setdefault(who, []).append(t)
-                        shutil.rmtree(store.root, ignore_errors=True)
-                    else:
-                        dest = os.path.join(work, f"skopeo-{rnd}-{name.split()[0]}")
-                        bundle = dest + "-rootfs"
-
-                        def pull(d: str = dest, b: str = bundle, r: str = repo) -> None:
-                            run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{seed.host}/{r}:t",
-                                 f"oci:{d}:t"])
-                            run(["umoci", "raw", "unpack", "--image", f"{d}:t", b])
-
-                        rows.setdefault(f"pull {name}", {}).setdefault(who, []).append(timed(pull))
-                        t = timed(lambda d=dest, r=repo, h=target.host: run(
-                            ["skopeo", "copy", "--dest-tls-verify=false", f"oci:{d}:t", f"docker://{h}/{r}:t"]))
-                        rows.setdefault(f"push {name}", {}).setdefault(who, []).append(t)
-                        shutil.rmtree(dest, ignore_errors=True)
-                        shutil.rmtree(bundle, ignore_errors=True)
+                    side = berth_round if who == "berth" else skopeo_round
+                    pull_s, push_s = side(os.path.join(work, f"{who}-{rnd}-{repo.replace('/', '-')}"), seed.host,
+                                          target.host, repo)
+                    rows.setdefault(f"pull {name}", {}).setdefault(who, []).append(pull_s)
+                    rows.setdefault(f"push {name}", {}).setdefault(who, []).append(push_s)
                 target.stop()
                 servers.remove(target)
                 shutil.rmtree(os.path.join(work, f"push-{who}-{rnd}"), ignore_errors=True)
@@ -285,11 +297,11 @@ def main() -> int:
         print(f"\n{'workload':34} {'berth (s)':>10} {'peer (s)':>10} {'berth/peer':>11}  peer")
         for k, per in rows.items():
             peer = next(p for p in per if p != "berth")
-            b, s = statistics.median(per["berth"]), statistics.median(per[peer])
-            print(f"{k:34} {b:10.3f} {s:10.3f} {b / s:11.2f}  {peer}")
+            mine, theirs = statistics.median(per["berth"]), statistics.median(per[peer])
+            print(f"{k:34} {mine:10.3f} {theirs:10.3f} {mine / theirs:11.2f}  {peer}")
     finally:
-        for s in servers:
-            s.stop()
+        for server in servers:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
@@ -306,8 +318,8 @@ def noop(rows: dict[str, dict[str, list[float]]], work: str, host: str, repo: st
             run([CLI, "-H", h, "pull", "-q", ref])
         for i in range(runs):
             for who in (("berth", "dockerd") if i % 2 == 0 else ("dockerd", "berth")):
-                t = timed(lambda h=hosts[who]: run([CLI, "-H", h, "pull", ref]))
-                rows.setdefault("no-op pull (docker CLI) alpine", {}).setdefault(who, []).append(t)
+                took = timed(functools.partial(run, [CLI, "-H", hosts[who], "pull", ref]))
+                rows.setdefault("no-op pull (docker CLI) alpine", {}).setdefault(who, []).append(took)
     finally:
         served.stop()
         dockerd.stop()

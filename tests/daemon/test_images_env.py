@@ -73,7 +73,7 @@ class MiniSystem:
     async def df(self, *, types: list[str] | None) -> dict[str, Any]:
         return {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
 
-    async def events(self, *, since: float | None, until: float | None, filters: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    async def events(self, *, since: float | None, until: float | None, filters: dict[str, list[str]]):
         if False:
             yield {}
 
@@ -148,7 +148,7 @@ class Engine:
                               capture_output=True, text=True, timeout=timeout, env=self.env(),
                               stdin=None if input is not None else subprocess.DEVNULL)
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self):
         import docker
 
         return docker.DockerClient(base_url=f"unix://{self.sock}", version="1.44", timeout=120)
@@ -187,11 +187,11 @@ class Image:
 
     @property
     def doc(self) -> dict[str, Any]:
-        return json.loads(self.manifest)  # type: ignore[no-any-return]
+        return json.loads(self.manifest)
 
     @property
     def config(self) -> dict[str, Any]:
-        return json.loads(self.blobs[self.doc["config"]["digest"]])  # type: ignore[no-any-return]
+        return json.loads(self.blobs[self.doc["config"]["digest"]])
 
     @property
     def layer_digests(self) -> list[str]:
@@ -314,13 +314,13 @@ class Registry:
             body, media_type, _ = await c.get_manifest(repo, ref)
             return body, media_type
 
-        return self._run(go)  # type: ignore[no-any-return]
+        return self._run(go)
 
     def blob(self, repo: str, digest: str) -> bytes:
         async def go(c: RegistryClient) -> bytes:
             return b"".join([x async for x in c.fetch_blob(repo, digest)])
 
-        return self._run(go)  # type: ignore[no-any-return]
+        return self._run(go)
 
 
 @pytest.fixture

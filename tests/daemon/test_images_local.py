@@ -119,7 +119,9 @@ def test_shared_size_counts_layers_other_images_use(make_engine: Any) -> None:
     got = e.client().api._result(e.client().api._get(e.client().api._url("/images/json"),
                                                      params={"shared-size": 1}), True)
     shared = {x["Id"]: x["SharedSize"] for x in got}
-    base_size = e.store.meta.get_layer(e.store.resolve("one:1").chain[0]).size
+    row = e.store.meta.get_layer(e.store.resolve("one:1").chain[0])
+    assert row is not None
+    base_size = row.size
     assert base_size >= 300_000
     assert shared == {one: base_size, two: base_size, alone: 0}
 
