@@ -88,14 +88,14 @@ class Display:
                 if self.tty:
                     self.write("\n")
             diff = len(self.ids) - line
-            if self.tty:
+            if self.tty and diff:
                 self.write(f"\x1b[{diff}A")
         else:
             self.ids = {}
         try:
             self._display(jm)
         finally:
-            if jid and self.tty:
+            if jid and self.tty and diff:  # aec.Down(0) writes nothing
                 self.write(f"\x1b[{diff}B")
 
     def _display(self, jm: dict[str, object]) -> None:

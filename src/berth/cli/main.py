@@ -186,7 +186,7 @@ def _resolve(bin_name: str, rest: list[str]) -> tuple[str, str, list[str]] | Non
             if rest[1].startswith("-"):
                 raise UsageError(f"unknown flag: {rest[1]}", f"{bin_name} {name} COMMAND")
             raise StatusError(1, f"{bin_name}: unknown command: {bin_name} {name} {rest[1]}\n\n"
-                                 f"Usage:  {bin_name} {name} COMMAND\n\n"
+                                 f"Usage:  {bin_name} {name}\n\n"
                                  f"Run '{bin_name} {name} --help' for more information")
         return f"{bin_name} {name} {rest[1]}", sub, rest[2:]
     return f"{bin_name} {name}", entry, rest[1:]
