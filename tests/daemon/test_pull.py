@@ -218,6 +218,34 @@ def test_parallel_downloads_at_most_three_and_the_rest_wait(make_engine: Any, re
     assert diff_ids(e, f"{proxy.host}/five") == [sha(t) for t in tars]
 
 
+def test_concurrent_pulls_of_one_image_share_the_work(make_engine: Any, registry: Registry, make_proxy: Any) -> None:
+    import threading
+
+    tars = [random_layer(f"c{i}", 400_000, 100 + i) for i in range(3)]
+    img = make_image(tars, gzipped=[gzip.compress(t, compresslevel=0, mtime=0) for t in tars])
+    registry.push("shared", "latest", img)
+    proxy = make_proxy(registry.host, rate=2_000_000)
+    e: Engine = make_engine(RegistrySettings(insecure=[proxy.host]))
+    results: list[list[dict[str, Any]]] = []
+    threads = [threading.Thread(target=lambda: results.append(pull_messages(e, f"{proxy.host}/shared")))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 3
+    for msgs in results:
+        assert not any("error" in m for m in msgs), msgs
+        assert msgs[-1]["status"].startswith("Status: ")
+    fetched = [r.path.rsplit("/", 1)[1] for r in proxy.blob_gets()]
+    assert sorted(d for d in fetched if d in img.layer_digests) == sorted(img.layer_digests)  # each blob once
+    assert diff_ids(e, f"{proxy.host}/shared") == [sha(t) for t in tars]
+    assert [i.id for i in e.client().images.list()] == [img.image_id]
+    # each layer recorded once, whole (a second unpacking of a chain must not overwrite its record)
+    rows = [e.store.meta.get_layer(c) for c in e.store.resolve(f"{proxy.host}/shared").chain]
+    assert [r.tar_size if r else None for r in rows] == [len(t) for t in tars]
+
+
 def _start_pull_and_hang_up(sock_path: str, query: str, after_bytes: int) -> int:
     """A client that starts a pull over the raw socket and goes away once `after_bytes` are downloaded."""
     s = socket.socket(socket.AF_UNIX)

@@ -240,7 +240,7 @@ class Distribution:
         self.max_uploads = max_uploads
         self._clients: OrderedDict[tuple[Any, ...], RegistryClient] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
-        self._blob_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     def _new_client(self, endpoint: Endpoint, creds: Credentials | None) -> RegistryClient:
         # RegistryClient hands `verify` to httpx, which takes an SSLContext as well (its annotation says
@@ -279,12 +279,12 @@ class Distribution:
         return c
 
     @contextlib.asynccontextmanager
-    async def _blob_lock(self, digest: str) -> AsyncIterator[None]:
-        """One download per blob at a time across pulls (the ingest is named by digest); the entry goes
-        away with its last user, so the table stays as small as the pulls in flight."""
-        entry = self._blob_locks.get(digest)
+    async def _exclusive(self, key: str) -> AsyncIterator[None]:
+        """One holder of `key` at a time across concurrent pulls: a blob's download (its ingest is named
+        by digest) or a layer's unpacking (by chain id). An entry goes away with its last user."""
+        entry = self._locks.get(key)
         if entry is None:
-            entry = self._blob_locks[digest] = (asyncio.Lock(), [0])
+            entry = self._locks[key] = (asyncio.Lock(), [0])
         lock, users = entry
         users[0] += 1
         try:
@@ -293,7 +293,7 @@ class Distribution:
         finally:
             users[0] -= 1
             if not users[0]:
-                del self._blob_locks[digest]
+                del self._locks[key]
 
     # -- pull ------------------------------------------------------------------------------------------
 
@@ -470,7 +470,7 @@ class Distribution:
                         out: _Messages) -> None:
         if slots.locked():
             out.put(update("Waiting", layer.id))
-        async with slots, self._blob_lock(layer.desc.digest):
+        async with slots, self._exclusive(f"blob {layer.desc.digest}"):
             store = self.store
             if await in_thread(store.has_blob, layer.desc.digest):
                 out.put(update("Download complete", layer.id))  # another pull (or image) brought it
@@ -514,8 +514,9 @@ class Distribution:
         # The store applies the blob in one call, so "Extracting" is reported when it is done.
         desc = layer.desc
         try:
-            await in_thread(self.store.unpack_layer, layer.chain_id, parent, layer.diff_id, desc.digest,
-                            desc.media_type)
+            async with self._exclusive(f"layer {layer.chain_id}"):  # a concurrent pull may unpack it first
+                await in_thread(self.store.unpack_layer, layer.chain_id, parent, layer.diff_id, desc.digest,
+                                desc.media_type)
         except BerthError as e:
             raise type(e)(f"failed to register layer: {e}") from e
         out.put(progress("Extracting", layer.id, desc.size, desc.size))
