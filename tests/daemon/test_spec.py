@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from berth.daemon.createconfig import DaemonOptions, HostFeatures
-from berth.daemon.spec import ContainerView, build, normalize, replace_or_append_env
+from berth.daemon.spec import ContainerView, build, normalize, replace_or_append_env, resources_update
 from berth.errors import InvalidArgument
 from berth.runtime import caps
 from berth.runtime.spec import DEFAULT_PATH_ENV, DEVICE_RULES, READONLY_PATHS
@@ -505,3 +505,65 @@ def test_build_does_not_change_its_input(root: str, files: dict[str, str]) -> No
     build(ContainerView(CID, "n", cfg, hc), rootfs=root, files=files, daemon=opts())
     assert (cfg, hc) == before
 
+
+
+# --- docker update --------------------------------------------------------------------------------
+
+def _created(**host: Any) -> dict[str, Any]:
+    body = copy.deepcopy(CLI_BODY)
+    body["HostConfig"].update(host)
+    return normalize(body, {"Cmd": ["sh"]}, name="n", cid=CID, daemon=opts())[1]
+
+
+# what `docker update --cpus 0.5` (CLI 28) sends, but for NanoCpus: every Resources field, zero or null
+UPDATE_BODY: dict[str, Any] = json.loads("""{"CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"",
+"BlkioWeight":0,"BlkioWeightDevice":null,"BlkioDeviceReadBps":null,"BlkioDeviceWriteBps":null,"BlkioDeviceReadIOps":null,
+"BlkioDeviceWriteIOps":null,"CpuPeriod":0,"CpuQuota":0,"CpuRealtimePeriod":0,"CpuRealtimeRuntime":0,"CpusetCpus":"",
+"CpusetMems":"","Devices":null,"DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,"MemorySwap":0,
+"MemorySwappiness":null,"OomKillDisable":null,"PidsLimit":null,"Ulimits":null,"CpuCount":0,"CpuPercent":0,
+"IOMaximumIOps":0,"IOMaximumBandwidth":0,"RestartPolicy":{"Name":"","MaximumRetryCount":0}}""")
+
+
+def test_update_changes_only_what_is_set() -> None:
+    hc = _created(Memory=64 << 20, CpuShares=512, PidsLimit=10)
+    oci, warnings = resources_update(hc, {**UPDATE_BODY, "NanoCpus": 500_000_000, "PidsLimit": -1,
+                                          "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}},
+                                     daemon=opts())
+    assert warnings == []
+    assert oci == {"cpu": {"period": 100000, "quota": 50000}, "pids": {"limit": -1}}
+    assert (hc["Memory"], hc["MemorySwap"], hc["CpuShares"], hc["NanoCpus"], hc["PidsLimit"]) == \
+        (64 << 20, 128 << 20, 512, 500_000_000, 0)
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    oci, _ = resources_update(hc, {**UPDATE_BODY, "Memory": 100 << 20, "MemorySwap": 200 << 20}, daemon=opts())
+    assert oci == {"memory": {"limit": 100 << 20, "swap": 200 << 20}}
+    assert (hc["Memory"], hc["MemorySwap"]) == (100 << 20, 200 << 20)
+
+
+@pytest.mark.parametrize(("created", "update", "message"), [
+    ({"Memory": 50 << 20}, {"Memory": 200 << 20}, "Cannot update container x: Memory limit should be smaller than "
+     "already set memoryswap limit, update the memoryswap at the same time"),
+    ({"CpuPeriod": 50000}, {"NanoCpus": 10**9},
+     "Cannot update container x: Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set"),
+    ({"NanoCpus": 10**9}, {"CpuQuota": 20000},
+     "Cannot update container x: Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set"),
+    ({"AutoRemove": True}, {"RestartPolicy": {"Name": "always"}},
+     "Cannot update container x: Restart policy cannot be updated because AutoRemove is enabled for the container"),
+    ({}, {"Memory": 1 << 20}, "Minimum memory limit allowed is 6MB"),
+    ({}, {"CpuQuota": 10}, "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+])
+def test_update_errors(created: dict[str, Any], update: dict[str, Any], message: str) -> None:
+    hc = _created(**created)
+    before = copy.deepcopy(hc)
+    with pytest.raises(InvalidArgument) as e:
+        resources_update(hc, {**UPDATE_BODY, **update}, daemon=opts(), cid="x")
+    assert str(e.value) == message
+    assert hc == before  # nothing applied
+
+
+def test_update_discards_what_the_host_lacks() -> None:
+    hc = _created()
+    oci, warnings = resources_update(hc, {**UPDATE_BODY, "BlkioWeight": 300},
+                                     daemon=opts(features=HostFeatures(blkio_weight=False)))
+    assert oci == {} and hc["BlkioWeight"] == 0
+    assert warnings == ["Your kernel does not support Block I/O weight or the cgroup is not mounted. "
+                        "Weight discarded."]

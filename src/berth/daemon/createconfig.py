@@ -401,7 +401,7 @@ def _objects(v: Any, schema: tuple[tuple[str, str], ...], where: str) -> list[JS
     return [_struct(item, schema, where) for item in v]
 
 
-def _decode_host_config(raw: Any) -> JSON:
+def decode_host_config(raw: Any) -> JSON:
     hc = _struct(raw, HOST_CONFIG_FIELDS, "HostConfig")
     hc["LogConfig"] = _struct(hc["LogConfig"], (("Type", "str"), ("Config", "map")), "LogConfig")
     hc["RestartPolicy"] = _struct(hc["RestartPolicy"], (("Name", "str"), ("MaximumRetryCount", "int")),
@@ -797,7 +797,7 @@ def normalize(body: JSON, image_config: JSON | None, *, name: str, cid: str, dae
         config["Healthcheck"] = _struct(config["Healthcheck"], HEALTH_FIELDS, "Config.Healthcheck")
     if config["Volumes"] is None:
         config["Volumes"] = {}
-    hc = _decode_host_config(body.get("HostConfig"))
+    hc = decode_host_config(body.get("HostConfig"))
     if hc["PortBindings"] is None:
         hc["PortBindings"] = {}
     if hc["NetworkMode"] in ("", "default"):
@@ -928,7 +928,19 @@ def _validate_host_config(hc: JSON, daemon: DaemonOptions) -> None:
                 ipaddress.ip_address(ip.strip())
             except ValueError:
                 raise InvalidArgument(f"invalid IP address in add-host: {json.dumps(ip)}") from None
-    rp = hc["RestartPolicy"]
+    validate_restart_policy(hc["RestartPolicy"])
+    for key, vals in (("CapAdd", hc["CapAdd"]), ("CapDrop", hc["CapDrop"])):
+        try:
+            normalize_capabilities(vals, daemon.host_caps)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"invalid {key}: {e}") from None
+    for k in hc["Annotations"] or {}:
+        if k == "":
+            raise InvalidArgument("invalid Annotations: the empty string is not permitted as an annotation key")
+
+
+def validate_restart_policy(rp: JSON) -> None:
+    """moby ValidateRestartPolicy."""
     if rp["Name"] in ("always", "unless-stopped", "no"):
         if rp["MaximumRetryCount"] != 0:
             msg = "invalid restart policy: maximum retry count can only be used with 'on-failure'"
@@ -939,14 +951,6 @@ def _validate_host_config(hc: JSON, daemon: DaemonOptions) -> None:
     else:
         raise InvalidArgument(f"invalid restart policy: unknown policy '{rp['Name']}'; use one of 'no', 'always', "
                               "'on-failure', or 'unless-stopped'")
-    for key, vals in (("CapAdd", hc["CapAdd"]), ("CapDrop", hc["CapDrop"])):
-        try:
-            normalize_capabilities(vals, daemon.host_caps)
-        except InvalidArgument as e:
-            raise InvalidArgument(f"invalid {key}: {e}") from None
-    for k in hc["Annotations"] or {}:
-        if k == "":
-            raise InvalidArgument("invalid Annotations: the empty string is not permitted as an annotation key")
 
 
 def validate_mount(m: JSON) -> None:
@@ -995,7 +999,7 @@ def _verify_platform(config: JSON, hc: JSON, daemon: DaemonOptions, warnings: li
     """moby verifyPlatformContainerSettings and verifyPlatformContainerResources."""
     if len(config["Hostname"]) > MAX_HOSTNAME:
         raise InvalidArgument(f"hostname {json.dumps(config['Hostname'])} is too long (maximum {MAX_HOSTNAME} bytes)")
-    _verify_resources(hc, daemon.features, daemon.ncpu, warnings)
+    verify_resources(hc, daemon.features, daemon.ncpu, warnings)
     ipc = hc["IpcMode"]
     if not (ipc in ("", "none", "private", "shareable", "host") or (ipc.startswith("container:") and ipc[10:])):
         raise InvalidArgument(f"invalid IPC mode: {ipc}")
@@ -1026,7 +1030,8 @@ def _verify_platform(config: JSON, hc: JSON, daemon: DaemonOptions, warnings: li
         warnings.append("Your kernel does not support cgroup namespaces.  Cgroup namespace setting discarded.")
 
 
-def _verify_resources(r: JSON, f: HostFeatures, ncpu: int, warnings: list[str]) -> None:
+def verify_resources(r: JSON, f: HostFeatures, ncpu: int, warnings: list[str], *, update: bool = False) -> None:
+    """moby verifyPlatformContainerResources: errors raised, what the host lacks discarded with a warning."""
     if r["MemorySwappiness"] == -1:
         r["MemorySwappiness"] = None
     if r["Memory"] != 0 and r["Memory"] < MIN_MEMORY:
@@ -1041,7 +1046,7 @@ def _verify_resources(r: JSON, f: HostFeatures, ncpu: int, warnings: list[str]) 
         r["MemorySwap"] = -1
     if r["Memory"] > 0 and r["MemorySwap"] > 0 and r["MemorySwap"] < r["Memory"]:
         raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage")
-    if r["Memory"] == 0 and r["MemorySwap"] > 0:
+    if r["Memory"] == 0 and r["MemorySwap"] > 0 and not update:
         raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage")
     if r["MemorySwappiness"] is not None and not f.memory_swappiness:
         warnings.append("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
@@ -1284,7 +1289,7 @@ def _adapt(hc: JSON, daemon: DaemonOptions) -> None:
     has_label = any(o.split("=")[0] == "label" for o in hc["SecurityOpt"] or [])
     if not has_label and (hc["IpcMode"] == "host" or hc["PidMode"] == "host" or hc["Privileged"]):
         hc["SecurityOpt"] = [*(hc["SecurityOpt"] or []), "label=disable"]
-    if hc["OomKillDisable"] is None and daemon.features.oom_kill_disable:
+    if hc["OomKillDisable"] is None:
         hc["OomKillDisable"] = False
 
 

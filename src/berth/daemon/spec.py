@@ -27,6 +27,7 @@ from berth.daemon.createconfig import (
     RLIM_INFINITY,
     DaemonOptions,
     daemon_root_propagation,
+    decode_host_config,
     load_seccomp_profile,
     normalize,
     parse_bind,
@@ -35,13 +36,15 @@ from berth.daemon.createconfig import (
     tmpfs_data,
     tmpfs_options,
     tweak_capabilities,
+    validate_restart_policy,
+    verify_resources,
 )
 from berth.errors import BerthError, InvalidArgument
 from berth.runtime import user as usermod
 from berth.runtime.spec import DEFAULT_PATH_ENV, default_mounts, default_spec
 
-# The daemon takes both calls from this module: normalize at create, build at start.
-__all__ = ["ContainerView", "DaemonOptions", "build", "normalize"]
+# The daemon takes its calls from this module: normalize at create, build at start, resources_update.
+__all__ = ["ContainerView", "DaemonOptions", "build", "normalize", "resources_update"]
 
 JSON = dict[str, Any]
 
@@ -576,3 +579,86 @@ def _source_mount(source: str) -> tuple[str, list[str]]:
     if not best:
         raise InvalidArgument(f"Can't find mount point of {source}")
     return best, best_opts
+
+
+# --- docker update ----------------------------------------------------------------------------
+
+# (request field, what moby leaves alone): the fields moby's UpdateContainer copies when set
+_UPDATABLE = (("BlkioWeight", 0), ("CpuShares", 0), ("NanoCpus", 0), ("CpuPeriod", 0), ("CpuQuota", 0),
+              ("CpusetCpus", ""), ("CpusetMems", ""), ("Memory", 0), ("MemorySwap", 0), ("MemoryReservation", 0),
+              ("CpuRealtimePeriod", 0), ("CpuRealtimeRuntime", 0), ("PidsLimit", None))
+
+
+def resources_update(host_config: JSON, resources: JSON, *, daemon: DaemonOptions,
+                     cid: str = "") -> tuple[JSON, list[str]]:
+    """`docker update`: validate the request (moby verifyContainerSettings with update=true), merge
+    what it sets into `host_config` IN PLACE (moby UpdateContainer: zero means "unchanged"), and
+    return (the OCI resources for the runtime's update, warnings). Only the fields the request sets
+    are in the OCI resources, as moby's toContainerdResources builds them."""
+    req = decode_host_config(resources)
+    warnings: list[str] = []
+    verify_resources(req, daemon.features, daemon.ncpu, warnings, update=True)
+    if req["PidsLimit"] is not None and req["PidsLimit"] <= 0:
+        req["PidsLimit"] = 0  # 0 and -1 both mean unlimited (moby's router)
+    # the blkio device lists are not updated: moby's router drops them below API 1.55 (every client today)
+    prefix = f"Cannot update container {cid}: " if cid else ""
+    cur = host_config
+
+    def conflict(msg: str) -> InvalidArgument:
+        return InvalidArgument(prefix + msg)
+
+    if req["NanoCpus"] > 0 and (cur.get("CpuPeriod") or 0) > 0:
+        raise conflict("Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set")
+    if req["NanoCpus"] > 0 and (cur.get("CpuQuota") or 0) > 0:
+        raise conflict("Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set")
+    if req["CpuPeriod"] > 0 and (cur.get("NanoCpus") or 0) > 0:
+        raise conflict("Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set")
+    if req["CpuQuota"] > 0 and (cur.get("NanoCpus") or 0) > 0:
+        raise conflict("Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set")
+    if req["Memory"] and req["Memory"] > (cur.get("MemorySwap") or 0) and req["MemorySwap"] == 0:
+        raise conflict("Memory limit should be smaller than already set memoryswap limit, update the memoryswap "
+                       "at the same time")
+    rp = req["RestartPolicy"]
+    if rp["Name"]:
+        validate_restart_policy(rp)
+        if cur.get("AutoRemove") and rp["Name"] != "no":
+            raise conflict("Restart policy cannot be updated because AutoRemove is enabled for the container")
+    for key, unchanged in _UPDATABLE:
+        if req[key] != unchanged:
+            cur[key] = req[key]
+    if rp["Name"]:
+        cur["RestartPolicy"] = dict(rp)
+    return _update_resources(req), warnings
+
+
+def _update_resources(r: JSON) -> JSON:
+    """moby toContainerdResources: the OCI resources an update sets (absent = unchanged)."""
+    out: JSON = {}
+    block: JSON = {}
+    if r["BlkioWeight"]:
+        block["weight"] = r["BlkioWeight"]
+    if block:
+        out["blockIO"] = block
+    cpu: JSON = {k: v for k, v in (("cpus", r["CpusetCpus"]), ("mems", r["CpusetMems"])) if v}
+    if r["CpuShares"]:
+        cpu["shares"] = r["CpuShares"]
+    period = quota = 0
+    if r["NanoCpus"]:
+        period = 100000
+        quota = r["NanoCpus"] * period // 10**9
+    quota = quota or r["CpuQuota"]
+    period = period or r["CpuPeriod"]
+    if period:
+        cpu["period"] = period
+    if quota:
+        cpu["quota"] = quota
+    if cpu:
+        out["cpu"] = cpu
+    memory = {k: r[f] for k, f in (("limit", "Memory"), ("reservation", "MemoryReservation")) if r[f]}
+    if r["MemorySwap"] > 0:
+        memory["swap"] = r["MemorySwap"]
+    if memory:
+        out["memory"] = memory
+    if r["PidsLimit"] is not None:
+        out["pids"] = {"limit": r["PidsLimit"] if r["PidsLimit"] > 0 else -1}
+    return out
