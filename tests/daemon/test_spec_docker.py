@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 
 from berth.daemon.createconfig import DaemonOptions
-from berth.daemon.spec import ContainerView, build, normalize
+from berth.daemon.spec import ContainerView, build, normalize, resources_update
 from tests import leaks
 from tests.rootfs import make_busybox_rootfs
 
@@ -104,8 +104,8 @@ class Relay:
             except OSError:
                 pass
 
-    def create_bodies(self) -> list[dict[str, Any]]:
-        """The JSON body of every POST .../containers/create seen so far, in order."""
+    def create_bodies(self, route: str = "/containers/create") -> list[dict[str, Any]]:
+        """The JSON body of every POST to `route` (a path fragment) seen so far, in order."""
         out = []
         with self.lock:
             streams = [bytes(s) for s in self.streams]
@@ -116,7 +116,7 @@ class Relay:
                 head = data[start:end].decode()
                 length = next((int(h.split(":", 1)[1]) for h in head.split("\r\n")[1:]
                                if h.lower().startswith("content-length:")), 0)
-                if "/containers/create" in head.split("\r\n")[0]:
+                if route in head.split("\r\n")[0]:
                     out.append(json.loads(data[end + 4:end + 4 + length]))
                 pos = end + 4 + length
         return out
@@ -351,3 +351,40 @@ def test_docker_rejects_the_same(docker: Docker, args: list[str], message: str |
         message = message.replace("{cpus}", opts.features.cpus)
         assert theirs == message
         assert str(e.value) == message
+
+
+@pytest.mark.parametrize(("create_args", "update_args", "error"), [
+    (["-m", "64m", "--cpu-shares", "512"], ["--cpus", "0.5", "--pids-limit", "20", "--restart", "on-failure:2"], None),
+    (["-m", "50m"], ["-m", "200m"], "Memory limit should be smaller than already set memoryswap limit, update the "
+     "memoryswap at the same time"),
+    (["--cpu-period", "50000"], ["--cpus", "1"],
+     "Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set"),
+])
+def test_docker_update_agrees(docker: Docker, create_args: list[str], update_args: list[str],
+                              error: str | None) -> None:
+    before = len(docker.relay.create_bodies("/update"))
+    cid = docker.cli("create", "--network", "none", *create_args, "busybox", "sleep", "100").stdout.strip()
+    try:
+        body = docker.relay.create_bodies()[-1]
+        r = docker.cli("update", *update_args, cid, check=False)
+        update = docker.relay.create_bodies("/update")
+        assert len(update) == before + 1
+        inspect = json.loads(docker.cli("inspect", cid, direct=True).stdout)[0]
+    finally:
+        docker.cli("rm", "-f", cid, direct=True)
+    opts = options(docker)
+    _, hc, _ = normalize(body, docker.image_config, name="n", cid=cid, daemon=opts)
+    if error is not None:
+        assert r.returncode != 0
+        message = f"Cannot update container {cid}: {error}"
+        assert r.stderr.strip().removeprefix("Error response from daemon: ") == message
+        with pytest.raises(Exception) as e:
+            resources_update(hc, update[-1], daemon=opts, cid=cid)
+        assert str(e.value) == message
+        return
+    assert r.returncode == 0, r.stderr
+    resources_update(hc, update[-1], daemon=opts, cid=cid)
+    theirs = inspect["HostConfig"]
+    for key in ("Memory", "MemorySwap", "CpuShares", "NanoCpus", "CpuPeriod", "CpuQuota", "RestartPolicy"):
+        assert hc[key] == theirs[key], key
+    assert hc["PidsLimit"] == theirs["PidsLimit"] == 20
