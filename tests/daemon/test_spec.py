@@ -112,6 +112,10 @@ def test_entrypoint_cmd_env_tty_and_workdir(root: str, files: dict[str, str]) ->
     assert p["args"] == ["/bin/tool", "--flag", "arg"]
     assert p["env"] == ["PATH=/mine", f"HOSTNAME={CID[:12]}", "TERM=xterm", "A=1", "HOME=/root"]
     assert p["terminal"] is True and p["cwd"] == "/work/dir"
+    assert "consoleSize" not in p
+    p = make(root, files, {"Tty": True}, ConsoleSize=[30, 100])["process"]
+    assert p["consoleSize"] == {"height": 30, "width": 100}
+    assert "consoleSize" not in make(root, files, ConsoleSize=[30, 100])["process"]  # only with a tty
 
 
 def test_replace_or_append_env() -> None:

@@ -116,6 +116,9 @@ def build(container: ContainerView, *, rootfs: str, files: dict[str, str], daemo
     process["cwd"] = cfg.get("WorkingDir") or "/"
     tty = bool(cfg.get("Tty"))
     process["terminal"] = tty
+    height, width = [*(hc.get("ConsoleSize") or []), 0, 0][:2]
+    if tty and (height or width):
+        process["consoleSize"] = {"height": height, "width": width}
     env = [DEFAULT_PATH_ENV, f"HOSTNAME={cfg.get('Hostname', '')}"] + (["TERM=xterm"] if tty else [])
     env = replace_or_append_env(env, cfg.get("Env") or [])
     spec["hostname"] = cfg.get("Hostname", "")
