@@ -181,6 +181,7 @@ class HealthMonitor:
         self.state.setdefault("Log", None)  # moby: null until the first probe
         self.started_at = time.time()
         self._task: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Task[None]] = set()  # stopped, possibly still killing their probe
 
     @property
     def running(self) -> bool:
@@ -204,19 +205,20 @@ class HealthMonitor:
     def stop(self) -> None:
         """Stop probing (the container stopped or paused): an in-flight probe is cancelled, and the
         status becomes "unhealthy", without an event, as moby's CloseMonitorChannel does."""
-        if self._task is None:
+        task, self._task = self._task, None
+        if task is None:
             return
-        self._task.cancel()
+        task.cancel()
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
         self.state["Status"] = UNHEALTHY
 
     async def aclose(self) -> None:
-        """`stop`, then wait until the probe is gone (moby waits so dying probes don't pile up)."""
-        task = self._task
+        """`stop`, then wait until every probe is gone (moby waits so dying probes don't pile up)."""
         self.stop()
-        if task is not None:
+        for task in list(self._stopping):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._task = None
 
     # -- the loop --------------------------------------------------------------------------------
     def _next_interval(self) -> float:
