@@ -261,6 +261,9 @@ def test_omitempty_fields() -> None:
     _, hc, _ = run(body(Tmpfs={}, Sysctls={}))
     for key in ("Tmpfs", "Sysctls", "Init", "Annotations", "Mounts", "StorageOpt"):
         assert key not in hc
+    # a pointer is omitted only when nil: Init=false and StopTimeout=0 are kept
+    config, hc, _ = run(body({"StopTimeout": 0, "ArgsEscaped": False}, Init=False))
+    assert hc["Init"] is False and config["StopTimeout"] == 0 and "ArgsEscaped" not in config
 
 
 def test_mounts_are_kept_as_go_encodes_them(tmp_path: os.PathLike[str]) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from berth.errors import InvalidArgument, NotFound
 from berth.runtime import caps as capsmod
+from berth.runtime.user import go_atoi
 
 JSON = dict[str, Any]
 
@@ -714,7 +715,7 @@ def tweak_capabilities(add: list[str] | None, drop: list[str] | None, privileged
 
 def parse_signal(raw: str) -> int:
     """moby/sys/signal ParseSignal: a number, or a name with or without SIG (RTMIN+n, RTMAX-n too)."""
-    n = _go_atoi(raw)
+    n = go_atoi(raw)
     if n is not None:
         if n == 0:
             raise InvalidArgument(f"Invalid signal: {raw}")
@@ -722,7 +723,7 @@ def parse_signal(raw: str) -> int:
     name = raw.upper().removeprefix("SIG")
     rtmin, rtmax = signal.SIGRTMIN, signal.SIGRTMAX
     if name.startswith("RTMIN+") or name.startswith("RTMAX-"):
-        off = _go_atoi(name[6:])
+        off = go_atoi(name[6:])
         if off is not None and 1 <= off <= 15:
             return int(rtmin + off if name.startswith("RTMIN") else rtmax - off)
     special = {"RTMIN": rtmin, "RTMAX": rtmax, "IOT": signal.SIGABRT, "POLL": signal.SIGIO, "CLD": signal.SIGCHLD}
@@ -732,12 +733,6 @@ def parse_signal(raw: str) -> int:
     if sig is None:
         raise InvalidArgument(f"Invalid signal: {raw}")
     return int(sig)
-
-
-def _go_atoi(s: str) -> int | None:
-    from berth.runtime.user import go_atoi
-
-    return go_atoi(s)
 
 
 def validate_sysctls(sysctls: dict[str, str] | None, *, network_mode: str, ipc_mode: str) -> None:
@@ -786,9 +781,9 @@ def normalize(body: JSON, image_config: JSON | None, *, name: str, cid: str, dae
     `body` is the whole request (Config fields at the top level, plus HostConfig and
     NetworkingConfig); `image_config` is the image's `config` object (Cmd, Env, …) or the whole
     image config document; `cid` is the new container's id (its first 12 characters are the
-    default hostname); `name` is its name (not part of either object). Returns (Config, HostConfig, Warnings)
-    as `docker inspect` shows them. Raises InvalidArgument (400) for anything the request got
-    wrong, NotFound for a network that does not exist.
+    default hostname); `name` is its name (part of neither object). Returns (Config, HostConfig,
+    Warnings) as `docker inspect` shows them. Raises InvalidArgument (400) for anything the
+    request got wrong, NotFound for a network that does not exist.
     """
     if not isinstance(body, dict) or not body:
         raise InvalidArgument("config cannot be empty in order to create a container")
@@ -836,11 +831,21 @@ def normalize(body: JSON, image_config: JSON | None, *, name: str, cid: str, dae
     if hc["ReadonlyPaths"] is None and not hc["Privileged"]:
         hc["ReadonlyPaths"] = daemon.default_readonly_paths()
 
-    out_config = {k: v for k, v in config.items() if not (k in _CONFIG_OMITEMPTY and v in (None, False, "", [], {}))}
+    out_config = {k: v for k, v in config.items() if not (k in _CONFIG_OMITEMPTY and _empty(k, v))}
     if out_config.get("Healthcheck") is not None:
-        out_config["Healthcheck"] = {k: v for k, v in out_config["Healthcheck"].items() if v not in (None, 0, [])}
-    out_hc = {k: v for k, v in hc.items() if not (k in _HOST_OMITEMPTY and v in (None, "", {}, []))}
+        out_config["Healthcheck"] = {k: v for k, v in out_config["Healthcheck"].items() if v}
+    out_hc = {k: v for k, v in hc.items() if not (k in _HOST_OMITEMPTY and _empty(k, v))}
     return out_config, out_hc, warnings
+
+
+_POINTERS = ("Healthcheck", "StopTimeout", "Init")
+
+
+def _empty(key: str, v: Any) -> bool:
+    """Go's omitempty: nil, false, 0, "" and empty slices and maps; a pointer only when nil."""
+    if key in _POINTERS:
+        return v is None
+    return v is None or v is False or (isinstance(v, (str, list, dict)) and not v)
 
 
 def _image_section(image_config: JSON | None) -> JSON | None:
