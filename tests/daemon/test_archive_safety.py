@@ -127,6 +127,13 @@ def test_container_links_to_the_host_lead_nowhere(croot: Path, sentinel: Path, r
     assert st["linkTarget"] == str(sentinel / "secret") and b"HOST-SECRET" not in data
     st, chunks = archive.get(str(croot), "/")
     assert b"HOST-SECRET" not in b"".join(chunks)
+    # replacing a directory removes it without following the links inside it
+    victim = croot / "tmp/victim"
+    (victim / "sub/deeper").mkdir(parents=True)
+    os.symlink(str(sentinel), victim / "abs")
+    os.symlink(_rel_up(sentinel), victim / "sub/rel")
+    archive.put(str(croot), "/tmp", [build([entry("victim", data=b"a file now")])])
+    assert (croot / "tmp/victim").read_bytes() == b"a file now"
     assert snapshot(sentinel) == before
 
 

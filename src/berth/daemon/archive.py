@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import posixpath
-import shutil
 import stat as S
 import tarfile
 import time
@@ -668,7 +667,7 @@ class _Extractor:
             if not (cur_dir and is_dir):
                 if cur_dir:
                     self._forget()
-                    shutil.rmtree(base, dir_fd=self._dir(parent))
+                    _rmtree(self._dir(parent), base)
                 else:
                     os.unlink(base, dir_fd=pfd)
                     if S.S_ISLNK(cur.st_mode):
@@ -746,6 +745,34 @@ class _Extractor:
         # the parent's magic link, then the name itself without following it
         for k, v in e.xattrs.items():
             _setxattr(lambda k=k, v=v: os.setxattr(f"/proc/self/fd/{pfd}/{base}", k, v, follow_symlinks=False))
+
+
+def _rmtree(pfd: int, name: str) -> None:
+    """Remove directory `name` of `pfd` and everything in it, never following a link: shutil.rmtree
+    opens each directory without O_NOFOLLOW (then checks), so a swapped-in link would be opened."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, dir_fd=pfd)
+    stack: list[tuple[int, str, int, Iterator[str]]] = [(pfd, name, fd, iter(os.listdir(fd)))]
+    try:
+        while stack:
+            parent, dname, fd, children = stack[-1]
+            child = next(children, None)
+            if child is None:  # empty now
+                stack.pop()
+                os.close(fd)
+                os.rmdir(dname, dir_fd=parent)
+                continue
+            try:
+                sub = os.open(child, flags, dir_fd=fd)
+            except OSError as e:
+                if e.errno not in (errno.ENOTDIR, errno.ELOOP):
+                    raise
+                os.unlink(child, dir_fd=fd)  # not a directory, or a link to one: the name goes
+                continue
+            stack.append((fd, child, sub, iter(os.listdir(sub))))
+    finally:
+        for _, _, fd, _ in stack:
+            os.close(fd)
 
 
 def _setxattr(call: Any) -> None:
