@@ -83,13 +83,14 @@ async def serve(cfg: Any, zygote: Any) -> None:
     images_backend = None
     auth = None
     try:
-        from berth.daemon.images import ImagesBackendService  # type: ignore[attr-defined]
+        from berth.daemon.images import ImagesBackendService
 
         images_backend = ImagesBackendService(images, events=events, config=cfg)
         auth = getattr(images_backend, "login", None)
     except ImportError:
         pass
-    system = SystemService(containers=containers, images=images, events=events, config=cfg, auth=auth)
+    system = SystemService(containers=containers, images=images, events=events, config=cfg, auth=auth,
+                           registry_info=images_backend.settings.info if images_backend is not None else None)
     api = EngineAPI(Backends(system=system, containers=containers, exec=execs, images=images_backend))
     await containers.restore()
 

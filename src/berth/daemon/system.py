@@ -15,12 +15,14 @@ JSON = dict[str, Any]
 
 
 class SystemService:
-    def __init__(self, *, containers: Any, images: Any, events: EventBus, config: Any, auth: Any = None) -> None:
+    def __init__(self, *, containers: Any, images: Any, events: EventBus, config: Any, auth: Any = None,
+                 registry_info: Any = None) -> None:
         self.containers = containers
         self.images = images
         self.bus = events
         self.config = config
         self._auth = auth
+        self._registry_info = registry_info
         self.id = _daemon_id(config.data_root)
 
     async def info(self) -> JSON:
@@ -51,8 +53,9 @@ class SystemService:
             "LiveRestoreEnabled": self.config.live_restore,
             "InitBinary": "docker-init",
             "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
-                               "IndexConfigs": {}, "Mirrors": list(self.config.registry_mirrors)},
+            "RegistryConfig": self._registry_info() if self._registry_info else {
+                "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"], "IndexConfigs": {},
+                "Mirrors": list(self.config.registry_mirrors)},
             "Labels": [],
             "ExperimentalBuild": False,
             "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": False, "NodeID": "", "NodeAddr": "",
