@@ -41,8 +41,9 @@ class Berthd:
                 "--pidfile", self.pidfile, "--cgroup-parent", self.cgroup_parent,
                 "--config-file", os.path.join(self.base, "daemon.json"), *self.extra]
         if not os.path.exists(os.path.join(self.base, "daemon.json")):
+            # tests never reach docker.io: short names resolve only through configured mirrors
             with open(os.path.join(self.base, "daemon.json"), "w") as f:
-                f.write("{}\n")
+                f.write('{"default-registry": ""}\n')
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         leaks.allow_pid(self.proc.pid)
