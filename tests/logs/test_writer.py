@@ -10,10 +10,13 @@ import sys
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from berth.errors import InvalidArgument
 from berth.logs import JSONFileWriter
-from berth.logs.jsonline import parse_time
+from berth.logs import writer as writer_mod
+from berth.logs.jsonline import encode, escape, parse_time
 from berth.logs.options import parse_log_opts
 from berth.logs.reader import read_all
 from berth.logs.writer import PARTIAL_SIZE
@@ -125,6 +128,19 @@ def test_rotation_keeps_max_file_files_and_rotates_before_the_entry(tmp_path) ->
     assert [e[1] for e in read_all(p)] == [b"%02d\n" % i for i in range(8, 20)]
 
 
+@pytest.mark.parametrize(("max_size", "per_file"), [(251, 4), (252, 4), (253, 5)])
+@pytest.mark.parametrize("one_call", [False, True])
+def test_rotation_threshold_is_exact(tmp_path, max_size, per_file, one_call) -> None:
+    p = str(tmp_path / "c.log")
+    w = JSONFileWriter(p, max_size=max_size, max_file=10)
+    lines = [b"%02d\n" % i for i in range(20)]  # 63-byte entries: 4 make 252
+    for chunk in [b"".join(lines)] if one_call else lines:
+        w.write("stdout", chunk, time_ns=T0)
+    w.close()
+    counts = [len(entries(p + s)) for s in sorted((n[5:] for n in os.listdir(tmp_path)), reverse=True)]
+    assert counts[:-1] == [per_file] * (20 // per_file - (20 % per_file == 0)) and sum(counts) == 20
+
+
 def test_max_file_one_truncates_by_replacing_the_file(tmp_path) -> None:
     p = str(tmp_path / "c.log")
     w = JSONFileWriter(p, max_size=100)
@@ -216,3 +232,62 @@ def test_the_writer_does_not_import_asyncio() -> None:
             "print(sorted(m for m in ('asyncio', 'threading', 'ctypes', 'concurrent') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def model(chunks: list[tuple[str, bytes, int]], piece: int, end_ns: int) -> list[bytes]:
+    """moby's copier, written out plainly: the entry lines a sequence of reads should give."""
+    out: list[bytes] = []
+    state = {"stdout": [b"", None], "stderr": [b"", None]}
+    for stream, data, ns in [*chunks, ("stdout", b"", end_ns), ("stderr", b"", end_ns)]:
+        st = state[stream]
+        st[0] += data
+        while True:
+            i = st[0].find(b"\n")
+            if 0 <= i < piece:  # a newline within the buffer's first `piece` bytes: a line
+                out.append(encode(stream.encode(), escape(st[0][:i]) + b"\\n", st[1] or ns))
+                st[0], st[1] = st[0][i + 1:], None
+            elif len(st[0]) >= piece:  # a full buffer without one: a piece, stamped like the first piece
+                st[1] = st[1] or ns
+                out.append(encode(stream.encode(), escape(st[0][:piece]), st[1]))
+                st[0] = st[0][piece:]
+            else:
+                break
+    for stream in ("stdout", "stderr"):  # EOF: what is left is a last piece
+        st = state[stream]
+        if st[0]:
+            out.append(encode(stream.encode(), escape(st[0]), st[1] or end_ns))
+    return out
+
+
+# mostly plain text (the writer's fast path), now and then something to escape (its general path)
+PARTS = [b"a"] * 8 + [b"bc"] * 4 + [b"\n"] * 5 + [b"0123456", b"<", b"\xff", b"\t", "é".encode()]
+CHUNK = st.lists(st.sampled_from(PARTS), max_size=20).map(b"".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=st.lists(st.tuples(st.sampled_from(["stdout", "stderr"]), CHUNK), max_size=25),
+       max_size=st.sampled_from([None, 60, 200]))
+def test_writer_matches_a_plain_model_of_mobys_copier(tmp_path_factory, chunks, max_size) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(writer_mod, "PARTIAL_SIZE", 8)  # small pieces so that they happen
+        check_against_model(tmp_path_factory.mktemp("w"), chunks, max_size)
+
+
+def check_against_model(d, chunks, max_size) -> None:
+    p = str(d / "c.log")
+    w = JSONFileWriter(p, max_size=max_size, max_file=1000)
+    timed = [(s, data, T0 + i) for i, (s, data) in enumerate(chunks)]
+    for s, data, ns in timed:
+        w.write(s, data, time_ns=ns)
+    w.end("stdout", time_ns=T0 + 999)
+    w.end("stderr", time_ns=T0 + 999)
+    w.close()
+    want = model(timed, 8, T0 + 999)
+    files = sorted(os.listdir(d), key=lambda n: -int(n.rsplit(".", 1)[1]) if n != "c.log" else 0)
+    got = b"".join(open(d / n, "rb").read() for n in files)  # noqa: SIM115
+    assert got == b"".join(want)
+    if max_size:  # a file is rotated out once it reaches max_size, and not one entry earlier
+        for n in files[:-1]:
+            data = (d / n).read_bytes()
+            last = data[:-1].rfind(b"\n") + 1
+            assert last < max_size <= len(data)

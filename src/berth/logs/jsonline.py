@@ -26,6 +26,7 @@ _ESC.update({chr(0xDC00 + b): "\\ufffd" for b in range(0x80, 0x100)})
 _ESC_B = {k.encode(): v.encode() for k, v in _ESC.items() if ord(k) < 0x80}
 
 _ASCII_SPECIAL = re.compile(rb'[\x00-\x1f"\\<>&]')
+ASCII_SPECIAL_BUT_NEWLINE = re.compile(rb'[\x00-\x09\x0b-\x1f"\\<>&]')  # for many lines at once
 _SPECIAL = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029\udc80-\udcff]')
 
 
@@ -40,17 +41,20 @@ def escape(data: bytes) -> bytes:
 
 
 _sec_cache: tuple[int, bytes] = (-1, b"")
+_ns_cache: tuple[int, bytes] = (-1, b"")
 
 
 def format_time(ns: int) -> bytes:
     """Go's time.RFC3339Nano of a UTC time in nanoseconds since the epoch."""
-    global _sec_cache
+    global _sec_cache, _ns_cache
+    if _ns_cache[0] == ns:  # the entries of one read share their time
+        return _ns_cache[1]
     sec, frac = divmod(ns, 1_000_000_000)
     if _sec_cache[0] != sec:  # one strftime per second of output, not per line
         _sec_cache = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode())
-    if not frac:
-        return _sec_cache[1] + b"Z"
-    return b"%s.%sZ" % (_sec_cache[1], (b"%09d" % frac).rstrip(b"0"))
+    text = _sec_cache[1] + b"Z" if not frac else b"%s.%sZ" % (_sec_cache[1], (b"%09d" % frac).rstrip(b"0"))
+    _ns_cache = (ns, text)
+    return text
 
 
 def encode(stream: bytes, escaped_log: bytes, ns: int) -> bytes:

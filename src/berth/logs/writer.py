@@ -23,7 +23,7 @@ import os
 import time
 
 from berth.errors import InvalidArgument
-from berth.logs.jsonline import encode, escape
+from berth.logs.jsonline import ASCII_SPECIAL_BUT_NEWLINE, encode, escape, format_time
 
 PARTIAL_SIZE = 16 * 1024  # moby's copier buffer: a line this long without "\n" is logged in pieces
 _STREAM_NAMES = {"stdout": b"stdout", "stderr": b"stderr"}
@@ -80,6 +80,8 @@ class JSONFileWriter:
         st = self._streams[stream]
         ns = time.time_ns() if time_ns is None else time_ns
         buf = st.pending + data if st.pending else data
+        if st.partial_ns is None and self._write_plain(st, buf, ns):
+            return
         entries: list[tuple[bytes, int]] = []
         start = 0
         while True:
@@ -99,6 +101,29 @@ class JSONFileWriter:
         st.pending = buf[start:]
         if entries:
             self._append(st.name, entries)
+
+    def _write_plain(self, st: _Stream, buf: bytes, ns: int) -> bool:
+        """The common case at C speed: whole lines shorter than 16 KiB, plain ASCII with nothing to escape,
+        and no rotation due among them, become one joined buffer. False (nothing done) otherwise."""
+        last = buf.rfind(b"\n")
+        if last < 0 or len(buf) - last - 1 >= PARTIAL_SIZE:
+            return False
+        body = buf[:last]
+        if not body.isascii() or ASCII_SPECIAL_BUT_NEWLINE.search(body):
+            return False
+        lines = body.split(b"\n")
+        if last >= PARTIAL_SIZE and max(map(len, lines)) >= PARTIAL_SIZE:
+            return False
+        head = b'{"log":"'
+        tail = b'\\n","stream":"%s","time":"%s"}\n' % (st.name, format_time(ns))
+        out = head + (tail + head).join(lines) + tail
+        before_last = self._size + len(out) - len(head) - len(lines[-1]) - len(tail)
+        if self.max_size is not None and before_last >= self.max_size:
+            return False  # a rotation falls among them: entry by entry
+        st.pending = buf[last + 1:]
+        self._last_ns = ns
+        self._flush([out], len(lines))
+        return True
 
     def end(self, stream: str, time_ns: int | None = None) -> None:
         """`stream` reached EOF: log what is left of its last line, as a partial entry (no "\\n")."""
