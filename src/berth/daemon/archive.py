@@ -185,6 +185,8 @@ class _Root:
                     os.close(fd)
                     if links > _MAX_LINKS:
                         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                    if not target:  # the kernel does not resolve an empty link
+                        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
                     if target.startswith("/"):
                         while fds:
                             os.close(fds.pop())
