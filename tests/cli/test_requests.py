@@ -92,6 +92,9 @@ class SmartStub(Stub):
             return _json([])
         if r == "/events":
             return 200, {"Content-Type": "application/json"}, b""
+        if r == "/images/search":
+            return _json([{"name": "busybox", "description": "Busybox base image with a very long description "
+                           "that docker cuts", "star_count": 3000, "is_official": True, "is_automated": False}])
         if r == "/auth":
             return _json({"Status": "Login Succeeded", "IdentityToken": ""})
         if r == "/version":
@@ -247,6 +250,7 @@ CASES: list[tuple[str, list[str], str | None, bool]] = [
     ("pull-digest", ["pull", "busybox@sha256:" + "3" * 64], None, False),
     ("push", ["push", "localhost:5000/foo"], None, False),
     ("history", ["history", "--no-trunc", "busybox"], None, False),
+    ("search", ["search", "--limit", "5", "--filter", "is-official=true", "busybox"], None, False),
 ]
 
 

@@ -69,6 +69,30 @@ def tls_server(pki: dict[str, str]) -> Iterator[int]:
     t.join(2)
 
 
+def test_plain_tcp() -> None:
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = lsock.accept()
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += conn.recv(4096)
+            seen.append(buf)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    port = lsock.getsockname()[1]
+    assert APIClient(f"tcp://127.0.0.1:{port}", version="1.44").get_json("/containers/json") == []
+    t.join(5)
+    lsock.close()
+    assert seen[0].startswith(b"GET /v1.44/containers/json HTTP/1.1\r\nHost: 127.0.0.1:")
+
+
 def test_verified_tls(tls_server: int, pki: dict[str, str]) -> None:
     c = APIClient(f"tcp://127.0.0.1:{tls_server}", TLSConfig(True, pki["ca"], None, None), version="1.44")
     assert c.get_json("/version") == {"Os": "linux"}
