@@ -171,3 +171,28 @@ def test_crash_leftovers_are_cleaned_at_start(loaded: ImageService) -> None:
     assert not os.path.lexists(os.path.join(snaps, "l", "dangling01"))
     assert not os.path.exists(ingest)
     assert again.resolve("busybox")
+
+
+def test_concurrent_loads_unpack_each_layer_once(svc: ImageService, busybox_tar: str) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            with open(busybox_tar, "rb") as f:
+                svc.load(f)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    [layer] = svc.meta.layers()
+    assert layer.tar_size > 0 and len(svc.snapshots.all()) == 1
+    out = io.BytesIO()
+    svc.save(["busybox"], out)  # needs the recorded tar size
+    assert len(out.getvalue()) > layer.tar_size

@@ -96,6 +96,7 @@ class ImageService:
         self.snapshots = snapshot.new(os.path.join(root, "snapshots"), snapshotter)
         self._lock = threading.RLock()
         self._leases: Counter[str] = Counter()
+        self._unpack_locks: dict[str, threading.Lock] = {}
         self._configs: dict[str, ImageConfig] = {}
         self.running: Callable[[str], bool] = lambda cid: False  # the daemon sets this: is a container running?
         self.tmp = os.path.join(root, "tmp")
@@ -175,7 +176,14 @@ class ImageService:
 
     # -- recording images -----------------------------------------------------------------------------
     def unpack_layer(self, chain_id: str, parent: str | None, diff_id: str, blob: str, media_type: str) -> LayerRow:
-        """Apply one layer blob as snapshot `chain_id` (verifying its diff_id), unless already there."""
+        """Apply one layer blob as snapshot `chain_id` (verifying its diff_id), unless already there.
+        Concurrent callers for one chain (simultaneous pulls) wait for a single unpacking."""
+        with self._lock:
+            lock = self._unpack_locks.setdefault(chain_id, threading.Lock())
+        with lock:
+            return self._unpack_layer(chain_id, parent, diff_id, blob, media_type)
+
+    def _unpack_layer(self, chain_id: str, parent: str | None, diff_id: str, blob: str, media_type: str) -> LayerRow:
         have = self.meta.get_layer(chain_id)
         if have is not None and self.snapshots.exists(chain_id):
             return have
@@ -194,7 +202,9 @@ class ImageService:
                 return r.size
 
         info = self.snapshots.apply(chain_id, parent, fn)
-        tar_size = result.get("tar_size", have.tar_size if have else 0)
+        if "tar_size" not in result and have is not None:
+            return have  # the snapshot was there already and so is its row
+        tar_size = result.get("tar_size", 0)
         row = LayerRow(chain_id, diff_id, parent, info.size, tar_size, blob, media_type)
         self.meta.put_layer(row)
         self.meta.put_dist(blob, diff_id, media_type, self.content.size(blob))
