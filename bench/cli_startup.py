@@ -135,6 +135,8 @@ def main() -> int:
                    measure("ps -a --format '{{.Names}}'", ["ps", "-a", "--format", "{{.Names}}"], d.env, args.pairs),
                    measure("run --rm busybox true", ["run", "--rm", "--network", "none", "busybox", "true"], d.env,
                            args.run_pairs)]
+        # the floor berth stands on: the venv's interpreter doing nothing (site on, as the console script runs)
+        floor = [timed([sys.executable, "-c", "pass"], d.env) for _ in range(args.pairs)]
         load = os.getloadavg()[0]
         print(f"berth CLI vs docker CLI 28 on a private dockerd 20.10 (load average {load:.1f}), ms")
         print(f"{'command':32} {'n':>3} {'docker med':>10} {'docker p90':>10} {'berth med':>10} {'berth p90':>10}"
@@ -142,6 +144,8 @@ def main() -> int:
         for name, dt, bt in results:
             dm, bm = statistics.median(dt), statistics.median(bt)
             print(f"{name:32} {len(dt):>3} {dm:>10.1f} {p90(dt):>10.1f} {bm:>10.1f} {p90(bt):>10.1f} {bm / dm:>12.2f}")
+        print(f"{'(python -c pass, the floor)':32} {len(floor):>3} {'':>10} {'':>10} {statistics.median(floor):>10.1f}"
+              f" {p90(floor):>10.1f}")
         print("\nberth modules imported by `berth ps` (cumulative import time, median of 5, us):")
         for us, mod in import_profile(d.env)[:12]:
             print(f"  {us:>7}  {mod}")
