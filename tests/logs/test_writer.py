@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from berth.errors import InvalidArgument
 from berth.logs import JSONFileWriter
 from berth.logs import writer as writer_mod
+from berth.logs.gzfile import last_time
 from berth.logs.jsonline import encode, escape, parse_time
 from berth.logs.options import parse_log_opts
 from berth.logs.reader import read_all
@@ -291,3 +292,42 @@ def check_against_model(d, chunks, max_size) -> None:
             data = (d / n).read_bytes()
             last = data[:-1].rfind(b"\n") + 1
             assert last < max_size <= len(data)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("cut", ["after-first-rename", "mid-shift", "shifted", "before-compress"])
+def test_a_new_writer_finishes_a_rotation_a_killed_one_left(tmp_path, compress, cut) -> None:
+    p = str(tmp_path / "c.log")
+    ext = ".gz" if compress else ""
+    w = JSONFileWriter(p, max_size=120, max_file=4, compress=compress)
+    for i in range(8):  # 2 entries a file: .3 .2 .1 and the current file hold 0-1, 2-3, 4-5, 6-7
+        w.write("stdout", b"entry %d\n" % i, time_ns=T0 + i * 10**9)
+    w.close()
+    assert numbers_of(read_all(p)) == list(range(8))
+    # The state a writer killed during its next rotation leaves behind:
+    if cut == "before-compress":
+        if not compress:
+            pytest.skip("only compressed logs have that step")
+        os.rename(f"{p}.3.gz", f"{p}.4.gz")
+        os.unlink(f"{p}.4.gz")
+        os.rename(f"{p}.2.gz", f"{p}.3.gz")
+        os.rename(f"{p}.1.gz", f"{p}.2.gz")
+        os.rename(p, p + ".1")
+    else:
+        os.rename(p, p + ".rotating")
+        if cut in ("mid-shift", "shifted"):
+            os.unlink(f"{p}.3{ext}")
+            os.rename(f"{p}.2{ext}", f"{p}.3{ext}")
+        if cut == "shifted":
+            os.rename(f"{p}.1{ext}", f"{p}.2{ext}")
+    JSONFileWriter(p, max_size=120, max_file=4, compress=compress).close()
+    assert not os.path.exists(p + ".rotating")
+    assert sorted(os.listdir(tmp_path)) == ["c.log", *(f"c.log.{i}{ext}" for i in (1, 2, 3))]
+    assert numbers_of(read_all(p)) == list(range(2, 8))  # only the oldest file went, as in a whole rotation
+    if compress:
+        with open(f"{p}.1.gz", "rb") as f:
+            assert last_time(f.fileno()) == T0 + 7 * 10**9
+
+
+def numbers_of(entries) -> list[int]:
+    return [int(d.split()[1]) for _, d, _ in entries]

@@ -12,7 +12,8 @@ import os
 import time
 from dataclasses import dataclass
 
-RETRY_FOR = 2.0  # seconds to wait out a rotation in progress (it takes a few renames)
+RETRY_FOR = 0.5  # seconds to wait out a rotation in progress (a few renames; a killed writer's is finished
+# by the next writer)
 
 
 @dataclass

@@ -65,6 +65,8 @@ class JSONFileWriter:
         self.dropped = 0
         self.last_error: OSError | None = None
         self._closed = False
+        if max_file > 1:
+            self._recover()
         self._fd = self._open(os.O_APPEND)
         self._size = os.fstat(self._fd).st_size  # moby starts from the existing size, too
         self._last_ns = 0  # time of the last entry written: the lastTime of a compressed file
@@ -184,15 +186,11 @@ class JSONFileWriter:
             if self.max_file < 2:
                 _unlink(self.path)
             else:
-                ext = ".gz" if self.compress else ""
-                moving = self.path + ".rotating"
-                os.rename(self.path, moving)
+                os.rename(self.path, self.path + ".rotating")
                 try:
-                    _unlink(f"{self.path}.{self.max_file - 1}{ext}")
-                    for i in range(self.max_file - 1, 1, -1):
-                        _rename(f"{self.path}.{i - 1}{ext}", f"{self.path}.{i}{ext}")
+                    self._shift()
                 finally:
-                    os.rename(moving, self.path + ".1")
+                    os.rename(self.path + ".rotating", self.path + ".1")
         except OSError as e:
             self.last_error = e  # as moby: "log data may have been lost"; the new file is opened anyway
         self._size = 0
@@ -202,12 +200,39 @@ class JSONFileWriter:
             self.last_error = e  # retried by the next write
             return
         if self.compress:
-            from berth.logs.gzfile import compress_file
+            self._compress(self._last_ns)
 
-            try:
-                compress_file(self.path + ".1", self.path + ".1.gz", self._last_ns, self.mode)
-            except OSError as e:
-                self.last_error = e
+    def _shift(self) -> None:
+        """Make room for a new `.1`: move `.1`, `.2` … up by one, dropping the oldest if all are there.
+        (moby's loop, except that it stops at a gap, so that a shift cut short can be finished.)"""
+        ext = ".gz" if self.compress else ""
+        gap = 1
+        while gap < self.max_file and os.path.exists(f"{self.path}.{gap}{ext}"):
+            gap += 1
+        if gap == self.max_file:
+            gap -= 1
+            _unlink(f"{self.path}.{gap}{ext}")
+        for i in range(gap, 1, -1):
+            _rename(f"{self.path}.{i - 1}{ext}", f"{self.path}.{i}{ext}")
+
+    def _compress(self, last_ns: int) -> None:
+        from berth.logs.gzfile import compress_file
+
+        try:
+            compress_file(self.path + ".1", self.path + ".1.gz", last_ns, self.mode)
+        except OSError as e:
+            self.last_error = e
+
+    def _recover(self) -> None:
+        """Finish a rotation that a killed writer left half done, so that readers need not wait it out."""
+        if os.path.exists(self.path + ".rotating"):
+            self._shift()  # a no-op if it had got as far as moving `.1`
+            os.rename(self.path + ".rotating", self.path + ".1")
+        if self.compress and os.path.exists(self.path + ".1"):  # killed before compressing it
+            from berth.logs.reader import read_all
+
+            last = read_all(self.path + ".1", tail=1)
+            self._compress(last[0][2] if last else 0)
 
 
 def _unlink(path: str) -> None:
