@@ -24,6 +24,7 @@ from berth.daemon import names
 from berth.daemon.events import EventBus
 from berth.daemon.moncli import MonitorConnection
 from berth.daemon.records import ZERO_TIME, Container, ContainerStore, new_state, now_iso
+from berth.daemon.runtimes import BUILTIN, Runtimes
 from berth.daemon.sessions import AttachSession, parse_detach_keys
 from berth.daemon.zygote import Zygote
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotModified
@@ -57,7 +58,7 @@ class DaemonPaths:
 
 class ContainerService:
     def __init__(self, *, paths: DaemonPaths, images: Any, zygote: Zygote, events: EventBus, options: Any,
-                 spec_module: Any, live_restore: bool = True) -> None:
+                 spec_module: Any, live_restore: bool = True, runtimes: Runtimes | None = None) -> None:
         self.paths = paths
         self.images = images  # berth.image.service.ImageService
         self.zygote = zygote
@@ -65,6 +66,7 @@ class ContainerService:
         self.options = options
         self.spec = spec_module
         self.live_restore = live_restore
+        self.runtimes = runtimes or Runtimes({BUILTIN: "berth-runtime"}, BUILTIN, paths.exec_root)
         self.store = ContainerStore(paths.containers)
         self.exec_service: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -117,6 +119,7 @@ class ContainerService:
         cid = secrets.token_hex(32)
         image_config = image.config.doc.get("config") or {}
         cfg, hc, warnings = self.spec.normalize(config, image_config, name=name, cid=cid, daemon=self.options)
+        hc["Runtime"] = self.runtimes.validate(hc.get("Runtime"))
         path = os.path.join(self.paths.containers, cid)
         os.makedirs(path, 0o710)
         cmd = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
@@ -192,6 +195,7 @@ class ContainerService:
             "open_stdin": bool(c.config.get("OpenStdin")),
             "console_size": c.host_config.get("ConsoleSize") if c.tty else None,
             "rootfs_target": os.path.join(exec_dir, "bundle", "rootfs"),
+            "runtime": self.runtimes.request(c.host_config.get("Runtime") or self.runtimes.default),
         }
         try:
             await self.zygote.spawn(request)
@@ -403,9 +407,8 @@ class ContainerService:
     # stop, kill, pause
 
     def _runtime_container(self, c: Container) -> Any:
-        from berth.runtime.container import Runtime
-
-        return Runtime(self.paths.runtime_root).get(c.id)
+        return self.runtimes.handle(c.host_config.get("Runtime") or self.runtimes.default, c.id,
+                                    self.paths.runtime_root)
 
     async def _signal(self, c: Container, sig: int) -> None:
         def send() -> None:

@@ -214,7 +214,7 @@ class DaemonOptions:
     ipc_mode: str = "private"
     cgroupns_mode: str = ""  # "" = Docker's default for the cgroup version ("host" on v1, "private" on v2)
     no_new_privileges: bool = False
-    runtime_name: str = "runc"  # what inspect shows as HostConfig.Runtime
+    runtime_name: str = ""  # the default runtime's name, filled into an empty HostConfig.Runtime
     log_driver: str = "json-file"
     log_opts: dict[str, str] = field(default_factory=dict)
     host_hostname: str = ""  # the host's name, a --network host container's default hostname
@@ -1021,9 +1021,7 @@ def _verify_platform(config: JSON, hc: JSON, daemon: DaemonOptions, warnings: li
         warnings.append("Published ports are discarded when using host network mode")
         hc["PortBindings"] = {}
     if hc["Runtime"] == "":
-        hc["Runtime"] = daemon.runtime_name
-    elif hc["Runtime"] != daemon.runtime_name:
-        raise InvalidArgument(f"unknown or invalid runtime name: {hc['Runtime']}")
+        hc["Runtime"] = daemon.runtime_name  # which runtimes exist is the daemon's business: it checks
     for dest in hc["Tmpfs"] or {}:
         if posixpath.normpath(dest.replace("\\", "/")) == "/":
             raise InvalidArgument("invalid specification: destination can't be '/'")

@@ -76,8 +76,11 @@ async def serve(cfg: Any, zygote: Any) -> None:
     images = await asyncio.to_thread(ImageService, os.path.join(cfg.data_root, "image"))
     paths = DaemonPaths(cfg.data_root, cfg.exec_root)
     options = specmod.DaemonOptions(cgroup_parent=cfg.cgroup_parent, init_path=cfg.init_path)
+    from berth.daemon.runtimes import Runtimes
+
+    runtimes = Runtimes(cfg.runtimes, cfg.default_runtime, cfg.exec_root)
     containers = ContainerService(paths=paths, images=images, zygote=zygote, events=events, options=options,
-                                  spec_module=specmod, live_restore=cfg.live_restore)
+                                  spec_module=specmod, live_restore=cfg.live_restore, runtimes=runtimes)
     images.running = containers.running
     execs = ExecService(containers)
     images_backend = None

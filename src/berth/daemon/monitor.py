@@ -13,6 +13,7 @@ berthd that was down at the time still learns the exit code.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -47,6 +48,23 @@ def _atomic_write(path: str, data: str) -> None:
 
 def _control(msg: dict[str, Any]) -> bytes:
     return frame(CONTROL, fastjson.dumps(msg, compact=True).encode())
+
+
+def _runtime_error(log: str) -> str:
+    """The last error an external runtime logged (runc's --log-format json)."""
+    try:
+        with open(log) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        try:
+            entry = fastjson.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+            return str(entry.get("msg", ""))
+    return ""
 
 
 def set_winsize(fd: int, rows: int, cols: int) -> None:
@@ -246,8 +264,79 @@ class Monitor:
             return {"type": "error", "message": "the runtime helper died"}
         return fastjson.loads(b"".join(chunks))  # type: ignore[return-value]
 
+    # -- external runtimes (runc's command line) ---------------------------------------------------
+    def _external(self) -> list[str] | None:
+        rt = self.req.get("runtime") or {}
+        return None if rt.get("name", "berth") == "berth" else list(rt["command"])
+
+    def _external_run(self, args: list[str], stdio: tuple[int, int, int] | None, tty: bool) -> dict[str, Any]:
+        """Run `<runtime> … args`; with a tty, receive the pty master over a console socket."""
+        import subprocess
+
+        base = self._external()
+        assert base is not None
+        log = os.path.join(self.dir, "runtime.log")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(log)
+        listener = None
+        extra: list[str] = []
+        if tty:
+            path = os.path.join(self.dir, "console.sock")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            with short_path(path) as p:
+                listener.bind(p)
+            listener.listen(1)
+            listener.settimeout(60)
+            extra = ["--console-socket", path]
+        argv = [*base, "--log", log, "--log-format", "json", args[0], *extra, *args[1:]]
+        null = subprocess.DEVNULL
+        fds: dict[str, Any] = ({"stdin": stdio[0], "stdout": stdio[1], "stderr": stdio[2]} if stdio else
+                               {"stdin": null, "stdout": null, "stderr": null})
+        p = subprocess.Popen(argv, **fds)
+        master = None
+        try:
+            if listener is not None:
+                try:
+                    conn, _ = listener.accept()
+                    _msg, got, _f, _a = socket.recv_fds(conn, 1024, 1)
+                    conn.close()
+                    master = got[0] if got else None
+                except OSError:
+                    pass
+            code = p.wait()
+        finally:
+            if listener is not None:
+                listener.close()
+        if code != 0:
+            if master is not None:
+                os.close(master)
+            return {"type": "error", "message": _runtime_error(log) or f"runtime exited with status {code}"}
+        return {"type": "ok", "master": master}
+
+    def _external_start(self, proc: Process, stdio: tuple[int, int, int] | None, tty: bool) -> dict[str, Any]:
+        pidfile = os.path.join(self.dir, "init.pid")
+        r = self._external_run(["create", "--bundle", self.req["bundle"], "--pid-file", pidfile, self.id],
+                               stdio, tty)
+        if r["type"] != "ok":
+            return r
+        if r["master"] is not None:
+            proc.master = r["master"]
+            proc.outputs = {proc.master: STDOUT}
+            proc.stdin = proc.master
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        s = self._external_run(["start", self.id], None, False)
+        if s["type"] != "ok":
+            self._external_run(["delete", "--force", self.id], None, False)
+            return s
+        return {"type": "started", "pid": pid}
+
     def start_container(self) -> dict[str, Any]:
         req = self.req
+        if self._external() is not None:
+            return self._start_external()
         proc, console, stdio, child_fds = self._stdio(req.get("tty", False), req.get("open_stdin", False))
         size = req.get("console_size")
 
@@ -276,20 +365,49 @@ class Monitor:
         if proc.master is not None and size:
             set_winsize(proc.master, size[0], size[1])
         proc.pid = int(result["pid"])
-        self.init = proc
         if self.early_stdin or self.early_close:
             proc.close_stdin_pending = self.early_close
             self._stdin(proc, bytes(self.early_stdin))
             self.early_stdin.clear()
+        return self._started(proc)
+
+    def _started(self, proc: Process) -> dict[str, Any]:
+        self.init = proc
         self.init_pidfd = os.pidfd_open(proc.pid)
         self._watch(self.init_pidfd, "init-exit", None)
         with open(os.path.join(self.dir, "monitor.pid"), "w") as f:
             f.write(str(os.getpid()))
         return {"type": "started", "pid": proc.pid}
 
+    def _start_external(self) -> dict[str, Any]:
+        req = self.req
+        tty = bool(req.get("tty"))
+        proc, _console, stdio, child_fds = self._stdio(False, req.get("open_stdin", False)) if not tty else \
+            (Process(0, True), None, None, [])
+        result = self._external_start(proc, stdio, tty)
+        for fd in child_fds:
+            os.close(fd)
+        if result.get("type") != "started":
+            for fd in list(proc.outputs):
+                os.close(fd)
+            return result
+        self._attach_process(proc, None, None)
+        size = req.get("console_size")
+        if proc.master is not None and size:
+            set_winsize(proc.master, size[0], size[1])
+        proc.pid = int(result["pid"])
+        if self.early_stdin or self.early_close:
+            proc.close_stdin_pending = self.early_close
+            self._stdin(proc, bytes(self.early_stdin))
+            self.early_stdin.clear()
+        return self._started(proc)
+
     def start_exec(self, client: Client, msg: dict[str, Any]) -> None:
         process = msg["process"]
         tty = bool(process.get("terminal"))
+        if self._external() is not None:
+            self._exec_external(client, msg, process, tty)
+            return
         proc, console, stdio, child_fds = self._stdio(tty, bool(msg.get("stdin")))
 
         def do_exec() -> dict[str, Any]:
@@ -316,6 +434,37 @@ class Monitor:
         client.exec = proc
         self.execs[pid] = (proc, client)
         self._send(client, _control({"type": "started", "pid": pid}))
+
+    def _exec_external(self, client: Client, msg: dict[str, Any], process: dict[str, Any], tty: bool) -> None:
+        proc, _c, stdio, child_fds = self._stdio(False, bool(msg.get("stdin"))) if not tty else \
+            (Process(0, True), None, None, [])
+        spec = os.path.join(self.dir, f"exec-{os.getpid()}-{time.monotonic_ns()}.json")
+        with open(spec, "w") as f:
+            f.write(fastjson.dumps(process))
+        pidfile = spec + ".pid"
+        r = self._external_run(["exec", "--detach", "--pid-file", pidfile, "--process", spec, self.id], stdio, tty)
+        for fd in child_fds:
+            os.close(fd)
+        os.unlink(spec)
+        if r["type"] != "ok":
+            for fd in list(proc.outputs):
+                os.close(fd)
+            self._send(client, _control(r))
+            return
+        if r["master"] is not None:
+            proc.master = r["master"]
+            proc.outputs = {proc.master: STDOUT}
+            proc.stdin = proc.master
+        with open(pidfile) as f:
+            proc.pid = int(f.read().strip())
+        os.unlink(pidfile)
+        self._attach_process(proc, None, client)
+        size = msg.get("console_size")
+        if proc.master is not None and size:
+            set_winsize(proc.master, size[0], size[1])
+        client.exec = proc
+        self.execs[proc.pid] = (proc, client)
+        self._send(client, _control({"type": "started", "pid": proc.pid}))
 
     # -- events -------------------------------------------------------------------------------------
     def on_accept(self) -> None:
@@ -473,16 +622,33 @@ class Monitor:
         oom = False
         error = ""
         try:
-            container = self.runtime.get(self.id)
-            try:
-                oom = container.cgroup().oom_kill_count() > 0
-            except Exception:
-                pass
-            container.delete(force=True)
+            if self._external() is not None:
+                oom = self._external_oom()
+                r = self._external_run(["delete", "--force", self.id], None, False)
+                if r["type"] != "ok":
+                    error = f"cleanup: {r['message']}"
+            else:
+                container = self.runtime.get(self.id)
+                try:
+                    oom = container.cgroup().oom_kill_count() > 0
+                except Exception:
+                    pass
+                container.delete(force=True)
         except Exception as e:
             error = f"cleanup: {e}"
         self._finish_common({"type": "exited", "code": code, "oom_killed": oom, "error": error,
                              "finished_ns": time.time_ns()})
+
+    def _external_oom(self) -> bool:
+        try:
+            from berth.runtime import cgroups
+
+            with open(os.path.join(self.req["bundle"], "config.json")) as f:
+                spec: dict[str, Any] = fastjson.loads(f.read())  # type: ignore[assignment]
+            path = (spec.get("linux") or {}).get("cgroupsPath")
+            return bool(cgroups.manager_for(path, self.id).oom_kill_count() > 0)
+        except Exception:
+            return False
 
     def finish_failed(self, message: str) -> NoReturn:
         self._finish_common({"type": "exited", "code": -1, "start_error": message, "oom_killed": False,

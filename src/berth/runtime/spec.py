@@ -11,7 +11,9 @@ import glob
 import os
 from typing import Any
 
-from berth.runtime.state import OCI_VERSION
+# What config.json says: 1.0.2-dev, as runc 1.1's `spec` writes, because peers judge it (crun 1.8
+# refuses newer spec versions); nothing berth writes needs a later one.
+SPEC_VERSION = "1.0.2-dev"
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -75,7 +77,7 @@ def default_spec(args: list[str] | None = None, *, seccomp: bool = True, termina
         namespaces.append({"type": "cgroup"})  # Docker's default cgroupns mode is private on v2
     caps = list(DOCKER_CAPS)
     spec: dict[str, Any] = {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": SPEC_VERSION,
         "process": {
             "terminal": terminal,
             "user": {"uid": 0, "gid": 0},
