@@ -60,7 +60,7 @@ def opts(**kw: Any) -> DaemonOptions:
     base: dict[str, Any] = {
         "host_caps": tuple(c for c in caps.CAPS if c != "CAP_SYS_RESOURCE"), "daemon_hard_rlimits": {"nofile": 20000},
         "oom_score_adj_min": 0, "host_hostname": "hosty", "ncpu": 2, "masked_paths": MASKED,
-        "readonly_paths": READONLY, "features": features,
+        "readonly_paths": READONLY, "features": features, "runtime_name": "runc",
     }
     base.update(kw)
     return DaemonOptions(**base)
@@ -131,6 +131,12 @@ def test_json_keys_match_case_insensitively_like_go() -> None:
     assert config["Image"] == "x" and config["Cmd"] == ["a"]
     # "hostconfig" is not read by normalize's caller contract; only HostConfig is
     assert hc["Memory"] == 0
+
+
+def test_runtime_is_filled_not_judged() -> None:
+    """Which runtimes exist is the daemon's registry's business; normalize only fills the default."""
+    assert run(body(Runtime="crun"))[1]["Runtime"] == "crun"
+    assert "Runtime" not in run(body(), runtime_name="")[1]
 
 
 def test_cgroup_v2_defaults() -> None:
@@ -457,7 +463,6 @@ ERRORS: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ({}, {"VolumesFrom": ["other"]}, "--volumes-from is not supported yet"),
     ({}, {"Links": ["other:alias"]}, "links are not supported yet"),
     ({}, {"Annotations": {"": "x"}}, "invalid Annotations: the empty string is not permitted as an annotation key"),
-    ({}, {"Runtime": "crun"}, "unknown or invalid runtime name: crun"),
     ({"WorkingDir": "tmp"}, {}, "the working directory 'tmp' is invalid, it needs to be an absolute path"),
     ({"StopSignal": "SIGNOPE"}, {}, "Invalid signal: SIGNOPE"),
     ({"StopSignal": "0"}, {}, "Invalid signal: 0"),
