@@ -179,3 +179,16 @@ def test_snapshots_are_consistent_while_another_process_rotates(tmp_path, compre
     assert proc.returncode == 0 and reads > 10
     got = numbers(read_all(p))
     assert got[-1] == 19999 and got == list(range(got[0], 20000))
+
+
+def test_a_corrupt_compressed_file_gives_what_it_can(tmp_path) -> None:
+    p = str(tmp_path / "c.log")
+    make_log(p, 40, max_size=400, max_file=3, compress=True)
+    good = numbers(read_all(p))
+    with open(p + ".2.gz", "r+b") as f:
+        oldest = len(gzip.decompress(f.read()).splitlines())
+        f.seek(f.tell() // 2)
+        f.write(b"\xff" * 16)  # garbage in the middle of the deflate stream
+    got = numbers(read_all(p))  # no error: what inflates of the broken file, then all the others
+    assert got[-(len(good) - oldest):] == good[oldest:]
+    assert got == sorted(set(got)) and set(got) <= set(good) and len(got) < len(good)

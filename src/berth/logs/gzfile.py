@@ -87,7 +87,8 @@ def last_time(fd: int) -> int | None:
 
 
 def inflate(fd: int) -> Iterator[bytes]:
-    """The uncompressed content of a gzip file (read with pread, so the fd's offset is untouched)."""
+    """The uncompressed content of a gzip file (read with pread, so the fd's offset is untouched); a
+    truncated or corrupt file gives what could be inflated."""
     z = _zlib()
     d = z.decompressobj(31)
     pos = 0
@@ -96,7 +97,10 @@ def inflate(fd: int) -> Iterator[bytes]:
         if not chunk:
             break  # truncated: yield what there is
         pos += len(chunk)
-        out = d.decompress(chunk)
+        try:
+            out = d.decompress(chunk)
+        except z.error:
+            return  # corrupt: as moby, keep what came before and go on with the next file
         if out:
             yield out
     tail = d.flush()

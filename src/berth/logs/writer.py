@@ -11,7 +11,8 @@ it becomes `<path>.1` (older ones shift to `.2` … and the oldest beyond `max_f
 then gzipped to `.1.gz`. One difference, for readers in other processes (moby's share the writer's
 lock): the current file is first renamed to `<path>.rotating`, so the path is missing for exactly as
 long as the shift is in progress, and a reader that sees the same file at the path before and after
-listing the rotated ones knows its list is consistent.
+listing the rotated ones knows its list is consistent. A writer killed half-way through leaves the
+`.rotating` file (or an uncompressed `.1`) behind; the next writer on that path finishes the job.
 
 Small on purpose: a single-threaded process imports this, so no asyncio, no threads, no fsync; one
 write(2) per call in the common case. Compression runs synchronously (rarely: once per `max_size`
