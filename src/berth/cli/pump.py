@@ -137,6 +137,8 @@ def pump(conn: Hijacked, *, tty: bool, stdin_fd: int | None, stdout_fd: int | No
     escape = EscapeProxy(detach_keys) if (tty and stdin_fd is not None and detach_keys is not None) else None
     output_attached = stdout_fd is not None or stderr_fd is not None
     stdin_open = stdin_fd is not None
+    outbuf = bytearray()  # stdin read but not yet accepted by the socket
+    stdin_eof = False
     raw = RawMode(stdin_fd) if (raw_terminal and stdin_fd is not None) else None
     if raw is not None:
         raw.__enter__()
@@ -148,13 +150,15 @@ def pump(conn: Hijacked, *, tty: bool, stdin_fd: int | None, stdout_fd: int | No
             rlist: list[int] = []
             if not res.output_done:
                 rlist.append(conn.fileno())
-            if stdin_open:
+            if stdin_open and len(outbuf) < 1 << 16:
                 rlist.append(stdin_fd)  # type: ignore[arg-type]
+            wlist = [conn.fileno()] if outbuf else []
             if waiter is not None and res.status is None:
                 rlist.append(waiter.conn.sock.fileno())
             if signals is not None:
                 rlist.append(signals.rfd)
             waiter_buffered = waiter is not None and res.status is None and bool(waiter.conn.buf)
+            writable: list[int] = []
             if (not res.output_done and conn.pending()) or waiter_buffered:
                 ready: list[int] = []
                 if not res.output_done and conn.pending():
@@ -163,7 +167,7 @@ def pump(conn: Hijacked, *, tty: bool, stdin_fd: int | None, stdout_fd: int | No
                     ready.append(waiter.conn.sock.fileno())  # type: ignore[union-attr]
             else:
                 try:
-                    ready = select.select(rlist, [], [])[0]
+                    ready, writable, _ = select.select(rlist, wlist, [])
                 except InterruptedError:
                     continue
             if signals is not None and (signals.rfd in ready or signals.pending):
@@ -183,18 +187,25 @@ def pump(conn: Hijacked, *, tty: bool, stdin_fd: int | None, stdout_fd: int | No
                         res.detached = True
                         return res
                 if data:
-                    try:
-                        conn.sendall(data)
-                    except OSError:
-                        stdin_open = False
+                    outbuf += data
                 else:
                     stdin_open = False
+                    stdin_eof = True
                     if raw is not None:
                         raw.restore()
-                    conn.close_write()
-                    if not output_attached:
-                        # input done and nothing to show: docker's stream() returns here
-                        break
+            if outbuf and conn.fileno() in writable:
+                try:
+                    del outbuf[:conn.send_some(outbuf)]
+                except OSError:
+                    outbuf.clear()
+                    stdin_open = False
+                    stdin_eof = True
+            if stdin_eof and not outbuf:
+                stdin_eof = False
+                conn.close_write()
+                if not output_attached:
+                    # input done and nothing to show: docker's stream() returns here
+                    break
             if not res.output_done and conn.fileno() in ready:
                 data = conn.recv()
                 if not data:

@@ -340,6 +340,24 @@ class Hijacked:
     def sendall(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def send_some(self, data: bytes | bytearray) -> int:
+        """Send what fits without blocking (0 if nothing does): a full socket must never stall the
+        loop that also drains the daemon's output."""
+        if getattr(self.sock, "pending", None) is None:  # plain socket
+            try:
+                return self.sock.send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return 0
+        self.sock.setblocking(False)
+        try:
+            return self.sock.send(data)
+        except (BlockingIOError, OSError) as e:
+            if e.__class__.__name__ in ("SSLWantWriteError", "SSLWantReadError", "BlockingIOError"):
+                return 0
+            raise
+        finally:
+            self.sock.setblocking(True)
+
     def close_write(self) -> None:
         """Half-close: tell the daemon stdin ended while still reading its output."""
         try:
