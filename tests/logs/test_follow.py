@@ -300,3 +300,20 @@ def test_follow_on_a_stopped_container_returns_what_is_there(tmp_path) -> None:
     assert numbers(asyncio.run(collect(p, follow=True, is_running=lambda: False))) == [0, 1, 2]
     assert numbers(asyncio.run(collect(p, follow=True, tail=1, is_running=lambda: False))) == [2]
     assert time.monotonic() - t < 2
+
+
+def test_following_from_a_killed_writers_half_rotation_repeats_nothing(tmp_path) -> None:
+    p = str(tmp_path / "c.log")
+    w = JSONFileWriter(p, max_size=300, max_file=3)
+    for i in range(12):
+        w.write("stdout", b"line %d\n" % i, time_ns=T0 + i)
+    w.close()
+    os.rename(p, p + ".rotating")  # killed right after its first rename: no current file for a while
+    r = LogReader(p)
+    first = numbers(r.snapshot())
+    assert first and first[-1] < 11  # what the rotated files hold (the .rotating one is not visible)
+    w = JSONFileWriter(p, max_size=300, max_file=3)  # the container starts again; its writer repairs the log
+    w.write("stdout", b"line 12\n", time_ns=T0 + 12)
+    w.close()
+    assert numbers(r.poll()) == list(range(first[-1] + 1, 13))
+    r.close()

@@ -86,6 +86,9 @@ class LogReader:
         rotated, current = files.open_set(self.path)
         self._open = [*rotated, *([current] if current else [])]
         self._current = current
+        if current is None and rotated:  # (a writer killed mid-rotation) follow from the newest rotated file
+            self._finished = rotated[-1]
+            self._finished_ns = (last_time(rotated[-1].fd) or 0) if rotated[-1].gz else 0
         end = os.fstat(current.fd).st_size if current else 0
         plan: list[tuple[LogFile, int, int | None]] = []
         need = self._tail
@@ -122,10 +125,10 @@ class LogReader:
                     return
                 if e is not None:
                     yield e
-            if f is not self._current:
+            if f is not self._current and f is not self._finished:
                 f.close()
         for f in self._open:  # and those tail did not need
-            if f is not self._current:
+            if f is not self._current and f is not self._finished:
                 f.close()
         self._open = []
 
