@@ -73,6 +73,13 @@ def test_run_stdin_is_copied_and_half_closed(oracle: Dockerd) -> None:
     assert p.stdout.split()[0] == hashlib.md5(data.encode()).hexdigest()
 
 
+def test_run_echoing_stdin_does_not_stall(oracle: Dockerd) -> None:
+    """Input and output both large: writing stdin must never block draining the output."""
+    data = os.urandom(8_000_000)
+    p = run_berth(["run", "-i", "--rm", *NONE, "busybox", "cat"], oracle.env, input=data, text=False)  # type: ignore[arg-type]
+    assert p.returncode == 0 and p.stdout == data
+
+
 def test_run_detached_prints_the_id_and_the_container_runs(oracle: Dockerd) -> None:
     p = run_berth(["run", "-d", "--name", "bg", *NONE, "busybox", "sleep", "30"], oracle.env)
     assert p.returncode == 0, p.stderr
