@@ -201,3 +201,31 @@ def test_stdin_and_tty(berthd: Berthd) -> None:
         if p.poll() is None:
             p.kill()
     assert b"/dev/pts/0" in out, out
+
+
+def test_top_stats_cp_diff_health(berthd: Berthd, tmp_path: str) -> None:
+    d = berthd.docker
+    cid = d("run", "-d", "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s", "--health-retries", "1",
+            "busybox", "sh", "-c", "echo data > /tmp/file; sleep 60").stdout.strip()
+    try:
+        r = d("top", cid)
+        assert r.returncode == 0 and "sleep 60" in r.stdout and r.stdout.startswith("UID"), r.stderr
+        r = d("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", cid)
+        assert r.returncode == 0 and r.stdout.split()[1] == "1", r.stdout + r.stderr  # sh exec()s the sleep
+        out = os.path.join(str(tmp_path), "file")
+        assert _wait_for(lambda: d("cp", f"{cid}:/tmp/file", out).returncode == 0)
+        with open(out) as f:
+            assert f.read() == "data\n"
+        with open(os.path.join(str(tmp_path), "in"), "w") as f:
+            f.write("uploaded\n")
+        assert d("cp", os.path.join(str(tmp_path), "in"), f"{cid}:/tmp/in").returncode == 0
+        assert d("exec", cid, "cat", "/tmp/in").stdout == "uploaded\n"
+        diff = d("diff", cid).stdout.split("\n")
+        assert "C /tmp" in diff and "A /tmp/file" in diff and "A /tmp/in" in diff
+        assert _wait_for(lambda: "unhealthy" in d("ps").stdout, 15), d("inspect", cid).stdout
+        d("exec", cid, "touch", "/tmp/ok")
+        assert _wait_for(lambda: "(healthy)" in d("ps").stdout, 15)
+        health = json.loads(d("inspect", cid).stdout)[0]["State"]["Health"]
+        assert health["Status"] == "healthy" and health["Log"][-1]["ExitCode"] == 0
+    finally:
+        d("rm", "-f", cid)

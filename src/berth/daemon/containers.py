@@ -723,24 +723,23 @@ class ContainerService:
         from berth.daemon import archive
 
         async with self._rootfs_mounted(c) as root:
-            return await asyncio.to_thread(archive.stat, root, path)
+            return await asyncio.to_thread(archive.stat, root, path, container=ref)
 
     async def archive_get(self, ref: str, *, path: str) -> tuple[JSON, AsyncIterator[bytes]]:
         c = self.get(ref)
         from berth.daemon import archive
-        from berth.daemon.streams import iterate_in_thread
 
         cm = self._rootfs_mounted(c)
         root = await cm.__aenter__()
         try:
-            st, chunks = await asyncio.to_thread(archive.get, root, path)
+            st, chunks = await archive.get_async(root, path, container=ref)
         except BaseException:
             await cm.__aexit__(None, None, None)
             raise
 
         async def body() -> AsyncIterator[bytes]:
             try:
-                async for chunk in iterate_in_thread(chunks):
+                async for chunk in chunks:
                     yield chunk
             finally:
                 await cm.__aexit__(None, None, None)
@@ -752,15 +751,11 @@ class ContainerService:
                           copy_uid_gid: bool) -> None:
         c = self.get(ref)
         from berth.daemon import archive
-        from berth.daemon.streams import reader_from_async
 
         async with self._rootfs_mounted(c) as root:
-            reader, feeder = reader_from_async(data)
-            feed = asyncio.ensure_future(feeder())
-            try:
-                await asyncio.to_thread(archive.put, root, path, reader, no_overwrite_dir_non_dir, copy_uid_gid)
-            finally:
-                feed.cancel()
+            await archive.put_async(root, path, data, no_overwrite_dir_non_dir, copy_uid_gid, container=ref,
+                                    user=c.config.get("User") or "",
+                                    read_only=bool(c.host_config.get("ReadonlyRootfs")))
         self._emit(c, "extract-to-dir")
 
     @contextlib.asynccontextmanager
@@ -821,14 +816,12 @@ class ContainerService:
         test = hc.get("Test") or []
         if not test or test[0] == "NONE":
             return
-        try:
-            from berth.daemon.health import HealthMonitor
-        except ImportError:
-            return
+        from berth.daemon.health import HealthMonitor
+
         if self.exec_service is None:
             return
 
-        async def probe(cmd: list[str], timeout: float) -> tuple[int, str]:
+        async def probe(cmd: list[str], timeout: float) -> tuple[int, bytes]:
             return await self.exec_service.run_probe(c, cmd, timeout)
 
         def on_change(status: str) -> None:
@@ -836,8 +829,9 @@ class ContainerService:
             self._emit(c, f"health_status: {status}")
 
         c.state["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
-        c.health = HealthMonitor(hc, run_probe=probe, on_change=on_change, state=c.state["Health"])
-        c.health.start()
+        c.health = HealthMonitor(hc, run_probe=probe, on_change=on_change, state=c.state["Health"],
+                                 shell=c.config.get("Shell"), container_id=c.id)
+        c.health.start(_parse_time(c.state["StartedAt"]))
 
     # ------------------------------------------------------------------------------------------------
     # daemon start-up and shut-down (live-restore)

@@ -182,36 +182,26 @@ class ExecService:
                 del self.execs[e.id]
         c.data["ExecIDs"] = None
 
-    async def run_probe(self, c: Container, cmd: list[str], timeout: float) -> tuple[int, str]:
-        """A health probe: run `cmd` in the container, collect output, kill it after `timeout`."""
+    async def run_probe(self, c: Container, cmd: list[str], timeout: float) -> tuple[int, bytes]:
+        """A health probe: run `cmd` in the container and collect its output. The health monitor
+        cancels us at its timeout: the probe is killed then."""
         eid = await self.create(c.id, config={"Cmd": cmd, "AttachStdout": True, "AttachStderr": True})
         e = self.execs[eid]
+        out = bytearray()
         try:
             session = await self.start(eid, detach=False, tty=False, console_size=None)
-            out = bytearray()
-
-            async def collect() -> None:
-                assert session is not None
-                async for _stream, data in session.output():
-                    if len(out) < 8192:
-                        out.extend(data)
-
-            try:
-                await asyncio.wait_for(collect(), timeout)
-            except TimeoutError:
-                if e.pid:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(e.pid, 9)
-                return -1, f"Health check exceeded timeout ({_fmt_duration(timeout)})"
-            return (e.exit_code if e.exit_code is not None else -1), out.decode(errors="replace")
+            assert session is not None
+            async for _stream, data in session.output():
+                if len(out) < 8192:
+                    out.extend(data)
+            return (e.exit_code if e.exit_code is not None else -1), bytes(out)
+        except asyncio.CancelledError:
+            if e.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(e.pid, 9)
+            raise
         finally:
             self.execs.pop(eid, None)
-
-
-def _fmt_duration(seconds: float) -> str:
-    if seconds == int(seconds):
-        return f"{int(seconds)}s"
-    return f"{seconds}s"
 
 
 class _FailedSession:

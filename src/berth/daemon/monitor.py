@@ -294,7 +294,7 @@ class Monitor:
         null = subprocess.DEVNULL
         fds: dict[str, Any] = ({"stdin": stdio[0], "stdout": stdio[1], "stderr": stdio[2]} if stdio else
                                {"stdin": null, "stdout": null, "stderr": null})
-        p = subprocess.Popen(argv, **fds)
+        child = subprocess.Popen(argv, **fds)
         master = None
         try:
             if listener is not None:
@@ -305,7 +305,7 @@ class Monitor:
                     master = got[0] if got else None
                 except OSError:
                     pass
-            code = p.wait()
+            code = child.wait()
         finally:
             if listener is not None:
                 listener.close()

@@ -99,7 +99,8 @@ class SystemService:
             from berth.errors import NotImplementedYet
 
             raise NotImplementedYet("login is not supported by this daemon yet")
-        return await self._auth(config)  # type: ignore[no-any-return]
+        result: JSON = await self._auth(config)
+        return result
 
     async def version_components(self) -> list[JSON]:
         return [{"Name": "berth-runtime", "Version": berth.__version__, "Details": {"GitCommit": ""}},
