@@ -317,3 +317,10 @@ def test_following_from_a_killed_writers_half_rotation_repeats_nothing(tmp_path)
     w.close()
     assert numbers(r.poll()) == list(range(first[-1] + 1, 13))
     r.close()
+
+
+def test_bad_arguments_raise_before_iteration(tmp_path) -> None:
+    from berth.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="You must choose at least one stream"):
+        read_logs(str(tmp_path / "c.log"), stdout=False, stderr=False)

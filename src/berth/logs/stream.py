@@ -23,15 +23,21 @@ TICK_MIN = 0.02
 TICK_MAX = 0.5
 
 
-async def read_logs(path: str, *, stdout: bool = True, stderr: bool = True, since: float | None = None,
-                    until: float | None = None, tail: int | None = None, follow: bool = False,
-                    is_running: Callable[[], bool] | None = None) -> AsyncIterator[Entry]:
+def read_logs(path: str, *, stdout: bool = True, stderr: bool = True, since: float | None = None,
+              until: float | None = None, tail: int | None = None, follow: bool = False,
+              is_running: Callable[[], bool] | None = None) -> AsyncIterator[Entry]:
     """(stream 1|2, data, time_ns) for each log entry in order, across rotated and compressed files.
 
     `since`/`until` are seconds since the epoch; `tail` counts entries from the end (None or < 0: all).
     With `follow`, goes on yielding what the writer appends until `is_running()` is false and the file is
-    drained, or until `until` has passed; with `is_running` None it follows until cancelled."""
+    drained, or until `until` has passed; with `is_running` None it follows until cancelled.
+    Bad arguments raise here, before any iteration (so before a response's headers go out)."""
     reader = LogReader(path, stdout=stdout, stderr=stderr, since=since, until=until, tail=tail)
+    return _entries(reader, path, until, follow, is_running)
+
+
+async def _entries(reader: LogReader, path: str, until: float | None, follow: bool,
+                   is_running: Callable[[], bool] | None) -> AsyncIterator[Entry]:
     loop = asyncio.get_running_loop()
     watch: DirWatch | None = None
     try:
