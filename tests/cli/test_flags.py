@@ -6,7 +6,7 @@ import pytest
 
 from berth.cli.commands.run import run_flags
 from berth.cli.flags import BOOL, INT, LIST, STRING, Command, Flag, UsageError
-from berth.cli.opts import validate_env
+from berth.cli.validate import validate_env
 
 
 def _run_cmd() -> Command:

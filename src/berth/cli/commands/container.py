@@ -227,8 +227,8 @@ def top(cli: Cli, path: str, argv: list[str]) -> int:
 
 
 def update(cli: Cli, path: str, argv: list[str]) -> int:
-    from berth.cli.opts import parse_mem, parse_mem_swap, parse_uint16
     from berth.cli.units import parse_cpus
+    from berth.cli.validate import parse_mem, parse_mem_swap, parse_uint16
 
     flags = [
         Flag("blkio-weight", "", STRING, default=0, conv=parse_uint16, type_name="uint16",
@@ -257,7 +257,7 @@ def update(cli: Cli, path: str, argv: list[str]) -> int:
     o, args = p
     if not any(o.changed(f.name) for f in flags):
         raise StatusError(1, "you must provide one or more flags when using this command")
-    from berth.cli.opts import _parse_restart
+    from berth.cli.validate import _parse_restart
 
     restart_policy = {"Name": "", "MaximumRetryCount": 0}
     if o.restart:

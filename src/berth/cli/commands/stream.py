@@ -195,7 +195,7 @@ def attach(cli: Cli, path: str, argv: list[str]) -> int:
 
 
 def exec_(cli: Cli, path: str, argv: list[str]) -> int:
-    from berth.cli.opts import _kv_file, validate_env
+    from berth.cli.validate import _kv_file, validate_env
 
     p = _parse(cli, path, "[OPTIONS] CONTAINER COMMAND [ARG...]", [
         Flag("detach-keys", "", STRING, help="Override the key sequence for detaching a container"),
