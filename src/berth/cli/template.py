@@ -55,10 +55,7 @@ def _lex(src: str) -> list[Tok]:
             k += 2
         if text:
             toks.append(Tok("text", text, i))
-        # comment
-        kk = k
-        while kk < n and src[kk] in " \t\r\n" and False:
-            kk += 1
+        # a comment takes the whole action: {{/* ... */}}
         if src.startswith("/*", k):
             end = src.find("*/", k + 2)
             if end < 0:
@@ -160,8 +157,7 @@ def _lex_action(src: str, i: int, toks: list[Tok]) -> int:
             toks.append(Tok("keyword" if word in _KEYWORDS else "ident", word, i))
             i = j
         else:
-            raise TemplateError(f"template: :{_line(src, i)}: unexpected {c!r} in command".replace("'", '"', 2)
-                                if False else f"template: :{_line(src, i)}: unexpected \"{c}\" in command")
+            raise TemplateError(f"template: :{_line(src, i)}: unexpected \"{c}\" in command")
 
 
 def _lex_number(src: str, i: int, toks: list[Tok]) -> int:
