@@ -93,6 +93,13 @@ class ContainerService:
     def _exec_dir(self, c: Container) -> str:
         return os.path.join(self.paths.exec_root, c.id)
 
+    def namespace_path(self, ref: str, kind: str) -> str:
+        """`--network/--ipc/--pid container:<ref>`: the namespace of that running container."""
+        c = self.get(ref)
+        if not c.running or c.state.get("Restarting"):
+            raise Conflict(f"cannot join the {kind} namespace of a non running container: {c.id} is not running")
+        return f"/proc/{c.state['Pid']}/ns/{kind}"
+
     def running(self, cid: str) -> bool:
         c = self.store.by_id.get(cid)
         return bool(c and c.running)
@@ -605,22 +612,13 @@ class ContainerService:
 
     async def update(self, ref: str, *, config: JSON) -> JSON:
         c = self.get(ref)
-        resources = {k: v for k, v in config.items() if k != "RestartPolicy"}
-        warnings: list[str] = []
-        if config.get("RestartPolicy"):
-            if c.host_config.get("AutoRemove") and (config["RestartPolicy"].get("Name") or "no") != "no":
-                raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the "
-                                      "container")
-            c.host_config["RestartPolicy"] = config["RestartPolicy"]
-        update = getattr(self.spec, "resources_update", None)
-        if update is not None and resources:
-            oci_resources, warnings = update(c.host_config, resources, daemon=self.options)
-            if c.running:
+        async with c.lock:
+            # validates, merges into HostConfig in place (zero = unchanged), returns the OCI resources
+            oci_resources, warnings = self.spec.resources_update(c.host_config, config, daemon=self.options,
+                                                                  cid=c.id)
+            if c.running and oci_resources:
                 await asyncio.to_thread(lambda: self._runtime_container(c).update(oci_resources))
-        for k, v in resources.items():
-            if v is not None:
-                c.host_config[k] = v
-        c.save()
+            c.save()
         self._emit(c, "update")
         return {"Warnings": warnings}
 

@@ -63,7 +63,7 @@ async def serve(cfg: Any, zygote: Any) -> None:
     import asyncio
 
     from berth.api.app import Backends, EngineAPI
-    from berth.daemon import _interim as specmod
+    from berth.daemon import spec as specmod
     from berth.daemon.containers import ContainerService, DaemonPaths
     from berth.daemon.events import EventBus
     from berth.daemon.execs import ExecService
@@ -75,13 +75,15 @@ async def serve(cfg: Any, zygote: Any) -> None:
     await asyncio.to_thread(_make_cgroup_parent, cfg.cgroup_parent)
     images = await asyncio.to_thread(ImageService, os.path.join(cfg.data_root, "image"))
     paths = DaemonPaths(cfg.data_root, cfg.exec_root)
-    options = specmod.DaemonOptions(cgroup_parent=cfg.cgroup_parent, init_path=cfg.init_path)
+    options = specmod.DaemonOptions(cgroup_parent=cfg.cgroup_parent, init_path=cfg.init_path,
+                                    data_root=cfg.data_root, runtime_name=cfg.default_runtime)
     from berth.daemon.runtimes import Runtimes
 
     runtimes = Runtimes(cfg.runtimes, cfg.default_runtime, cfg.exec_root)
     containers = ContainerService(paths=paths, images=images, zygote=zygote, events=events, options=options,
                                   spec_module=specmod, live_restore=cfg.live_restore, runtimes=runtimes)
     images.running = containers.running
+    options.container_ns = containers.namespace_path
     execs = ExecService(containers)
     images_backend = None
     auth = None
