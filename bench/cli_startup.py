@@ -4,7 +4,9 @@ Pairs of (docker, berth) runs alternate (which one goes first alternates too), s
 machine's drifting load hits both alike. Reported per command: median and p90 wall time in ms and
 the berth/docker ratio of medians (< 1.0 = berth is faster). The daemon is Debian's dockerd 20.10,
 started privately (own data root, exec root and socket, no bridge, no iptables) with a busybox image
-imported from /bin/busybox, and stopped afterwards.
+imported from /bin/busybox, and stopped afterwards. berth runs with bytecode caching on (this
+environment sets PYTHONDONTWRITEBYTECODE, which would recompile every edited module on every call;
+an installed berth has its .pyc files), so the warm-up leaves up-to-date .pyc files behind.
 
     .venv/bin/python bench/cli_startup.py [--pairs 30] [--run-pairs 10]
 """
@@ -35,7 +37,8 @@ class PrivateDockerd:
         self.base = tempfile.mkdtemp(prefix="berth-bench-cli-")
         self.exec_root = tempfile.mkdtemp(prefix="bbx", dir="/tmp")
         self.sock = os.path.join(self.base, "docker.sock")
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKER_", "BERTH_"))}
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("DOCKER_", "BERTH_")) and k != "PYTHONDONTWRITEBYTECODE"}
         self.env.update(DOCKER_HOST=f"unix://{self.sock}", DOCKER_CONFIG=os.path.join(self.base, "cfg"))
         cfg = os.path.join(self.base, "daemon.json")
         with open(cfg, "w") as f:
