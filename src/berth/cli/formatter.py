@@ -442,7 +442,8 @@ def render(fmt: str, rows: Iterable[object], headers: dict[str, str] | None = No
             hdr = headers or {}
             header = "".join(lit + (hdr.get(field, "<no value>") if field else "") for lit, field in parts)
             return tabulate(header + "\n" + "".join(lines))
-    from berth.cli.template import HEADER_FUNCS, Template
+    from berth.cli.template import Template
+    from berth.cli.tmplfuncs import HEADER_FUNCS
 
     try:
         tmpl = Template(body)
