@@ -159,3 +159,31 @@ def test_signals_start_at_default(b: Bundle) -> None:
     r = b.sh("grep -E 'SigIgn|SigBlk' /proc/self/status; yes | head -n 1")
     assert "SigIgn:\t0000000000000000" in r.stdout and "SigBlk:\t0000000000000000" in r.stdout
     assert r.stdout.endswith("y\n") and r.returncode == 0
+
+
+def test_no_pivot(b: Bundle) -> None:
+    b.write(b.config(["sh", "-c", "echo $$; ls /"]))
+    from tests import leaks
+
+    r = b.cli("run", "--no-pivot", leaks.name("c"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == "1" and "bin" in r.stdout.split()
+
+
+def test_join_network_namespace_by_path(b: Bundle) -> None:
+    import json as _json
+
+    from tests import leaks
+
+    first = leaks.name("c")
+    b.write(b.config(["sleep", "30"]))
+    assert b.cli("run", "-d", first).returncode == 0
+    try:
+        pid = _json.loads(b.cli("state", first).stdout)["pid"]
+        ns = [n if n["type"] != "network" else {"type": "network", "path": f"/proc/{pid}/ns/net"}
+              for n in b.config(["true"])["linux"]["namespaces"]]
+        r = b.run(["readlink", "/proc/self/ns/net"], linux__namespaces=ns)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == os.readlink(f"/proc/{pid}/ns/net")
+    finally:
+        b.cli("delete", "-f", first)
