@@ -14,6 +14,7 @@ from berth.errors import BerthError, Conflict
 from berth.httpd.connection import Connection, ErrorHandler, Handler
 from berth.httpd.request import Request
 from berth.httpd.response import Response, json_response
+from berth.httpd.tls import TLSProtocol
 
 Address = tuple[str, ...] | tuple[str, int] | tuple[str, int, int, int]
 
@@ -71,10 +72,14 @@ class Server:
                 self._servers.append(srv)
                 self.addresses.append(("unix", self._unix))
             if self._host is not None:
-                srv = await loop.create_server(
-                    lambda: Connection(self), self._host, self._port, ssl=self._ssl, backlog=self._backlog,
-                    reuse_address=True,
-                )
+                ctx = self._ssl
+
+                def protocol() -> asyncio.Protocol:
+                    # TLS on memory BIOs (berth.httpd.tls): a client's close_notify must be a half-close
+                    return TLSProtocol(ctx, lambda: Connection(self)) if ctx is not None else Connection(self)
+
+                srv = await loop.create_server(protocol, self._host, self._port, backlog=self._backlog,
+                                               reuse_address=True)
                 self._servers.append(srv)
                 self.addresses.extend(tuple(s.getsockname()) for s in srv.sockets)
         except BaseException:
