@@ -160,8 +160,10 @@ class Container:
         return f"Exited ({st['ExitCode']}) {human_duration(now - parse_iso(st['FinishedAt']))} ago"
 
     def command(self) -> str:
-        args = [self.data.get("Path") or "", *self.data.get("Args", [])]
-        return " ".join(a for a in args if a is not None).strip()
+        """moby's list.go: the path, then the arguments, those holding a space in single quotes."""
+        path = self.data.get("Path") or ""
+        args = [f"'{a}'" if " " in a else a for a in self.data.get("Args") or []]
+        return f"{path} {' '.join(args)}" if args else path
 
     def inspect(self) -> JSON:
         d = dict(self.data)
