@@ -135,7 +135,8 @@ def main() -> None:
                         "bb:1", "cat", "/data/out"))
                     w_d.append(total - base)
             size = os.path.getsize(log)
-            print(f"log: {size / 1e6:.1f} MB, {sum(1 for _ in open(log, 'rb')):,} entries")  # noqa: SIM115
+            with open(log, "rb") as f:
+                print(f"log: {size / 1e6:.1f} MB, {sum(1 for _ in f):,} entries")
             line("write", w_b, {"dockerd json-file": w_d} if docker else {})
             print(f"  berth {size / 1e6 / statistics.median(w_b):.0f} MB/s of log written")
             dlog = docker("inspect", "-f", "{{.LogPath}}", "w0").decode().strip() if docker else None

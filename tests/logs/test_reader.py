@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -111,7 +112,7 @@ def test_since_skips_compressed_files_by_their_header(tmp_path) -> None:
     make_log(p, 30, max_size=300, max_file=3, compress=True)
     # Rewrite .2.gz with a header claiming an old lastTime: a reader asked for `since` must not open it,
     # which is what lets dockerd answer `--since` without inflating old files.
-    body = gzip.decompress(open(p + ".2.gz", "rb").read())  # noqa: SIM115
+    body = gzip.decompress(pathlib.Path(p + ".2.gz").read_bytes())
     os.unlink(p + ".2.gz")
     os.rename(p + ".1.gz", p + ".1")
     from berth.logs.gzfile import compress_file
@@ -192,3 +193,17 @@ def test_a_corrupt_compressed_file_gives_what_it_can(tmp_path) -> None:
     got = numbers(read_all(p))  # no error: what inflates of the broken file, then all the others
     assert got[-(len(good) - oldest):] == good[oldest:]
     assert got == sorted(set(got)) and set(got) <= set(good) and len(got) < len(good)
+
+
+def test_a_listing_that_never_settles_gives_the_current_file_alone(tmp_path, monkeypatch) -> None:
+    from berth.logs import files
+
+    p = str(tmp_path / "c.log")
+    make_log(p, 30, max_size=300, max_file=3)
+    # (a fake for the logic: a writer rotating between every open and every check)
+    monkeypatch.setattr(files, "ident", lambda path: (-1, -1))
+    rotated, current = files.open_set(p)
+    assert rotated == [] and current is not None
+    current.close()
+    monkeypatch.undo()
+    assert numbers(read_all(p))[0] < numbers(read_all(p, tail=3))[0]

@@ -172,7 +172,7 @@ def test_compress_gzips_rotated_files_with_moby_header(tmp_path) -> None:
         assert json.loads(head[12:12 + xlen]) == {"lastTime": lines[-1]["time"]}
     r = subprocess.run(["gzip", "-t", f"{p}.3.gz"], capture_output=True)
     assert r.returncode == 0, r.stderr
-    kept = sum(len(gzip.decompress(open(f"{p}.{n}.gz", "rb").read()).splitlines())  # noqa: SIM115
+    kept = sum(len(gzip.decompress((tmp_path / f"c.log.{n}.gz").read_bytes()).splitlines())
                for n in (1, 2, 3)) + len(entries(p))
     assert 9 <= kept < 16
     got = read_all(p)  # the newest `kept` entries, in order, from the compressed files and the current one
@@ -285,7 +285,7 @@ def check_against_model(d, chunks, max_size) -> None:
     w.close()
     want = model(timed, 8, T0 + 999)
     files = sorted(os.listdir(d), key=lambda n: -int(n.rsplit(".", 1)[1]) if n != "c.log" else 0)
-    got = b"".join(open(d / n, "rb").read() for n in files)  # noqa: SIM115
+    got = b"".join((d / n).read_bytes() for n in files)
     assert got == b"".join(want)
     if max_size:  # a file is rotated out once it reaches max_size, and not one entry earlier
         for n in files[:-1]:

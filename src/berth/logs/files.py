@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 RETRY_FOR = 0.5  # seconds to wait out a rotation in progress (a few renames; a killed writer's is finished
 # by the next writer)
+ATTEMPTS = 200
 
 
 @dataclass
@@ -47,8 +48,13 @@ def ident(path: str) -> tuple[int, int] | None:
 
 
 def open_set(path: str) -> tuple[list[LogFile], LogFile | None]:
-    """The rotated files, oldest first, and the current file (None if there is none)."""
+    """The rotated files, oldest first, and the current file (None if there is none).
+
+    A writer rotating faster than this can list (every few entries, on a loaded machine) may never
+    leave it a consistent moment: after ATTEMPTS tries it gives the current file alone, leaving the
+    history out rather than repeating or cutting it."""
     deadline = time.monotonic() + RETRY_FOR
+    attempt = 0
     while True:
         current = open_file(path)
         if current is None and os.path.exists(path + ".rotating") and time.monotonic() < deadline:
@@ -62,10 +68,14 @@ def open_set(path: str) -> tuple[list[LogFile], LogFile | None]:
                 break
             rotated.append(f)
             i += 1
-        if ident(path) == (current.ident if current else None) or time.monotonic() >= deadline:
+        if ident(path) == (current.ident if current else None):
             rotated.reverse()
             return rotated, current
         for f in rotated:
             f.close()
+        attempt += 1
+        if attempt >= ATTEMPTS:
+            return [], current
         if current is not None:
             current.close()
+        time.sleep(0.0001 * min(attempt, 10))
