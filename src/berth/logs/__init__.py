@@ -8,10 +8,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from berth.logs.writer import JSONFileWriter
 
+TYPE_CHECKING = False  # not typing's: importing typing costs the monitor ~9 ms; mypy reads this the same
 if TYPE_CHECKING:
     from berth.logs.options import parse_log_opts
     from berth.logs.reader import read_all
@@ -22,7 +21,7 @@ __all__ = ["JSONFileWriter", "parse_log_opts", "read_all", "read_logs"]
 _LAZY = {"read_logs": "berth.logs.stream", "read_all": "berth.logs.reader", "parse_log_opts": "berth.logs.options"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
 
