@@ -324,3 +324,19 @@ def test_bad_arguments_raise_before_iteration(tmp_path) -> None:
 
     with pytest.raises(InvalidArgument, match="You must choose at least one stream"):
         read_logs(str(tmp_path / "c.log"), stdout=False, stderr=False)
+
+
+def test_rotations_within_one_read_are_told_apart_when_compressed(tmp_path) -> None:
+    # One read of the container's output can fill several files: their entries, and so the lastTime of
+    # the compressed copies, share one time. Their sizes tell them apart.
+    p = str(tmp_path / "c.log")
+    w = JSONFileWriter(p, max_size=300, max_file=10, compress=True)
+    w.write("stdout", b"first\n", time_ns=T0)
+    r = LogReader(p)
+    assert [d for _, d, _ in r.snapshot()] == [b"first\n"]
+    lines = [b"line %d %s\n" % (i, b"x" * (i * 7 % 13)) for i in range(30)]
+    w.write("stdout", b"".join(lines), time_ns=T0 + 1)  # seven rotations in one call, none deleted
+    assert sorted(os.listdir(tmp_path))[-1] == "c.log.7.gz"
+    assert [d for _, d, _ in r.poll()] == lines
+    w.close()
+    r.close()

@@ -86,6 +86,12 @@ def last_time(fd: int) -> int | None:
         return None
 
 
+def isize(fd: int) -> int:
+    """The uncompressed size (mod 2**32) a gzip file records in its last four bytes."""
+    size = os.fstat(fd).st_size
+    return struct.unpack("<I", os.pread(fd, 4, size - 4))[0] if size >= 18 else -1
+
+
 def inflate(fd: int) -> Iterator[bytes]:
     """The uncompressed content of a gzip file (read with pread, so the fd's offset is untouched); a
     truncated or corrupt file gives what could be inflated."""

@@ -17,7 +17,7 @@ from decimal import Decimal
 from berth.errors import InvalidArgument
 from berth.logs import files, scan
 from berth.logs.files import LogFile
-from berth.logs.gzfile import last_time
+from berth.logs.gzfile import isize, last_time
 from berth.logs.jsonline import decode
 
 Entry = tuple[int, bytes, int]  # (stream 1 stdout | 2 stderr, data, time in ns since the epoch)
@@ -199,14 +199,18 @@ class LogReader:
 
         A slow follower may find that the writer rotated more than once: unlike moby (which warns
         and skips), it reads the files in between. It finds the file it finished among the rotated
-        ones by identity or, once gzipped (a new inode), by the lastTime in its header."""
+        ones by identity or, once gzipped (a new inode), by the lastTime in its header and the size in
+        its trailer. Should two files match (identical output rotated twice within one read), the
+        newest is taken: at worst files are skipped, as moby does, never read twice."""
         if not self._queue:
             rotated, live = files.open_set(self.path)
             start = 0
             done = self._finished
             if done is not None:  # still open, so its inode number cannot have been reused yet
+                size = os.fstat(done.fd).st_size & 0xFFFFFFFF
                 for i, f in enumerate(rotated):
-                    if f.ident == done.ident or (f.gz and last_time(f.fd) == self._finished_ns):
+                    if f.ident == done.ident or (f.gz and last_time(f.fd) == self._finished_ns
+                                                 and isize(f.fd) == size):
                         start = i + 1
             for f in rotated[:start]:
                 f.close()
