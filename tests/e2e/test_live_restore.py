@@ -91,3 +91,28 @@ def test_always_restart_policy_comes_back_with_the_daemon(own_berthd: Berthd) ->
         assert st["Running"], st
     finally:
         d2.cleanup()
+
+
+def test_a_killed_monitor_leaves_nothing_behind(own_berthd: Berthd) -> None:
+    d = own_berthd
+    cid = d.docker("run", "-d", "busybox", "sleep", "60").stdout.strip()
+    pid = _inspect(d, cid)["State"]["Pid"]
+    with open(os.path.join(d.exec_root, cid, "monitor.pid")) as f:
+        monitor = int(f.read())
+    os.kill(monitor, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _inspect(d, cid)["State"]["Running"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    st = _inspect(d, cid)["State"]
+    assert not st["Running"] and st["ExitCode"] == 137 and "monitor" in st["Error"]
+    assert not _alive(pid), "the container outlived its monitor's cleanup"
+    d.docker("rm", cid)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for the host's init to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False

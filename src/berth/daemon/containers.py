@@ -320,9 +320,19 @@ class ContainerService:
                     self._wire(c, conn2)
                     conn2.send({"op": "hello"})
                     return
-            result = {"code": 137, "oom_killed": False, "error": "the container's monitor died",
-                      "finished_ns": time.time_ns()}
+            result = await self._orphaned(c)
         await self._handle_exit(c, result)
+
+    async def _orphaned(self, c: Container) -> JSON:
+        """The monitor died without recording an exit: what is left of the container (its processes,
+        its cgroup) is killed and removed, and the exit is recorded as a kill."""
+        def clean() -> None:
+            with contextlib.suppress(Exception):
+                self._runtime_container(c).delete(force=True)
+
+        await asyncio.to_thread(clean)
+        return {"code": 137, "oom_killed": False, "error": "the container's monitor died",
+                "finished_ns": time.time_ns()}
 
     async def _handle_exit(self, c: Container, result: JSON) -> None:
         if c.monitor is None:
@@ -851,8 +861,7 @@ class ContainerService:
                         if not self.live_restore:
                             await self._stop(c, None, None)
                         continue
-                result = await asyncio.to_thread(_read_exit_file, exec_dir) or {
-                    "code": 137, "error": "the container's monitor died", "finished_ns": time.time_ns()}
+                result = await asyncio.to_thread(_read_exit_file, exec_dir) or await self._orphaned(c)
                 c.monitor = object()  # let _handle_exit record it
                 await self._handle_exit(c, result)
             elif c.state.get("Restarting"):

@@ -119,6 +119,9 @@ class ExternalHandle:
         finally:
             os.unlink(f.name)
 
+    def delete(self, force: bool = False) -> None:
+        self.rt.run("delete", *(["--force"] if force else []), self.id)
+
     def processes(self) -> list[int]:
         import json
 
