@@ -127,6 +127,7 @@ class ContainerService:
         image_config = image.config.doc.get("config") or {}
         cfg, hc, warnings = self.spec.normalize(config, image_config, name=name, cid=cid, daemon=self.options)
         hc["Runtime"] = self.runtimes.validate(hc.get("Runtime"))
+        _log_opts(hc)  # bad --log-opt values fail the create, not the start
         path = os.path.join(self.paths.containers, cid)
         os.makedirs(path, 0o710)
         cmd = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
@@ -642,10 +643,12 @@ class ContainerService:
         def is_running() -> bool:
             return c.running
 
+        # called here, not in the generator: a bad request must fail before any header is sent
+        source = read_logs(c.data["LogPath"], stdout=options.stdout, stderr=options.stderr, since=options.since,
+                           until=options.until, tail=options.tail, follow=options.follow, is_running=is_running)
+
         async def records() -> AsyncIterator[LogRecord]:
-            async for stream, data, t in read_logs(c.data["LogPath"], stdout=options.stdout, stderr=options.stderr,
-                                                   since=options.since, until=options.until, tail=options.tail,
-                                                   follow=options.follow, is_running=is_running):
+            async for stream, data, t in source:
                 yield LogRecord(stream, data, t)
 
         return LogStream(c.tty, records())
@@ -900,23 +903,10 @@ def _display_ref(ref: str) -> str:
 
 
 def _log_opts(hc: JSON) -> JSON:
-    cfg = (hc.get("LogConfig") or {}).get("Config") or {}
-    out: JSON = {}
-    if cfg.get("max-size"):
-        out["max_size"] = _parse_size(cfg["max-size"])
-    if cfg.get("max-file"):
-        out["max_file"] = int(cfg["max-file"])
-    if cfg.get("compress"):
-        out["compress"] = cfg["compress"] in ("true", "1")
-    return out
+    """json-file's --log-opt map as the writer's arguments (dockerd's checks and its SI sizes)."""
+    from berth.logs import parse_log_opts
 
-
-def _parse_size(s: str) -> int:
-    s = s.strip().lower()
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "b": 1}
-    if s and s[-1] in units:
-        return int(float(s[:-1]) * units[s[-1]])
-    return int(s)
+    return dict(parse_log_opts((hc.get("LogConfig") or {}).get("Config") or {}))
 
 
 def _parse_signal(s: str | int) -> int:
