@@ -204,11 +204,15 @@ class Runtime:
                           no_pivot=no_pivot, userns=userns, join_fds=joins, preserve_fds=preserve_fds,
                           container_id=st.id, bundle=st.bundle, stdio=stdio)
         _prepare_child_imports(config, ctx)
+        ctx.cgroup_plan = _cgroup_plan(cg)
         pid = _spawn(ctx, flags | extra_flags, pid_join)
         child_sock.close()
         cleanup.append(lambda: _kill_and_reap(pid))
         self._parent_setup(pid, config, cg, userns)
-        send(parent_sock, {"type": "go"})
+        try:
+            send(parent_sock, {"type": "go"})
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the child already failed: its error message is waiting to be read below
         st.pid = pid
         st.start_time = proc_start_time(pid) or 0
         while True:
@@ -324,6 +328,23 @@ def _spawn(ctx: InitContext, flags: int, pid_join: int | None) -> int:
             sc.setns(saved, sc.CLONE_NEWPID)
             os.close(saved)
     return pid
+
+
+def _cgroup_plan(cg: Any) -> list[tuple[str, str]]:
+    """What the init binds under /sys/fs/cgroup: (name, host dir) per hierarchy of our cgroup. Known
+    before the child is in the cgroup, so it can mount while we join it (see init._run)."""
+    root = cg.root.rstrip("/")
+    plan: list[tuple[str, str]] = []
+    seen = set()
+    for path in cg.paths.values():
+        if path in seen:
+            continue
+        seen.add(path)
+        rel = os.path.relpath(path, root)
+        if cg.version == "v2" and not rel.startswith(".."):
+            return [("", path)]
+        plan.append((rel.split("/", 1)[0], path))
+    return plan
 
 
 def _host_root(linux: dict[str, Any]) -> tuple[int, int]:

@@ -55,6 +55,7 @@ class InitContext:
         self.load_seccomp: Any = None     # berth.runtime.seccomp.load_bpf, imported by the parent
         self.ready_sent = False
         self.stdio = stdio                # fds to become the process's 0, 1, 2 (default: inherit ours)
+        self.cgroup_plan: list[tuple[str, str]] | None = None  # cgroup dirs to bind at /sys/fs/cgroup
 
 
 _console_mods: dict[str, Any] = {}
@@ -118,24 +119,30 @@ def _run(ctx: InitContext) -> None:
     # Hide this (host) interpreter from the container until execve: CVE-2016-9962 / CVE-2019-5736.
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     os.setsid()
-    msg = recv(ctx.sync)
-    if msg.get("type") != "go":
-        raise InitError("unexpected message from parent")
+    config = ctx.config
+    process = config.get("process") or {}
+    # The parent joins us to the cgroup meanwhile: a cgroup v1 migration can wait a whole RCU grace
+    # period (~10 ms), so we build the root filesystem in parallel and wait for "go" only before what
+    # needs it. A user namespace needs its maps first; hooks and exec keep the simple order.
+    early = ctx.userns or ctx.exec_mode or bool(config.get("hooks"))
+    if early:
+        _wait_go(ctx)
     for fd, nstype in ctx.join_fds or []:
-        if fd < 0:
-            sc.unshare(nstype)  # a new cgroup ns, rooted at the cgroup the parent just put us in
-        else:
+        if fd >= 0:
             sc.setns(fd, nstype)
             os.close(fd)
     if ctx.userns:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    config = ctx.config
-    process = config.get("process") or {}
     if ctx.exec_mode:
         os.chdir("/")
     else:
         _setup_container(ctx, config)
+    if not early:
+        _wait_go(ctx)
+    for fd, nstype in ctx.join_fds or []:
+        if fd < 0:
+            sc.unshare(nstype)  # a new cgroup ns, rooted at the cgroup the parent put us in
     if process.get("terminal"):
         _setup_console(ctx, process)
     os.umask(int((process.get("user") or {}).get("umask", 0o022)))
@@ -158,9 +165,14 @@ def _run(ctx: InitContext) -> None:
     os.execve(exe, argv, env)
 
 
+def _wait_go(ctx: InitContext) -> None:
+    if recv(ctx.sync).get("type") != "go":
+        raise InitError("unexpected message from parent")
+
+
 def _setup_container(ctx: InitContext, config: dict[str, Any]) -> None:
     linux = config.get("linux") or {}
-    rfs.prepare(config, ctx.rootfs, userns=ctx.userns)
+    rfs.prepare(config, ctx.rootfs, userns=ctx.userns, cgroup_plan=ctx.cgroup_plan)
     hooks = config.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime"):
         send(ctx.sync, {"type": "hooks"})

@@ -163,33 +163,44 @@ def _mount_one(root: str, m: dict[str, Any], cgroup_plan: list[tuple[str, str]],
 
 def _mount_cgroups(root: str, dest: str, opts: mountopts.MountOptions, plan: list[tuple[str, str]]) -> None:
     """cgroup v1: a tmpfs with one bind per hierarchy (the container's own cgroup dir, as runc does);
-    cgroup v2 alone: a bind of the container's cgroup dir (or a fresh cgroup2 mount with a cgroupns)."""
+    cgroup v2 alone: a bind of the container's cgroup dir. The tree is then made read-only (with
+    nosuid, nodev, noexec) by one recursive mount_setattr rather than a remount per bind."""
     target = _create_mountpoint(root, dest, want_file=False)
     ro = opts.flags & sc.MS_RDONLY
-    base_flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     if len(plan) == 1 and plan[0][0] == "":
         _mount_at(root, target, plan[0][1], None, sc.MS_BIND | sc.MS_REC, None)
+    else:
+        _mount_at(root, target, "tmpfs", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=755")
+        # the tmpfs is ours alone and empty: work inside it through its fd, no per-entry resolution
         fd = _open_in_root(root, target)
         try:
-            _remount_bind(f"/proc/self/fd/{fd}", base_flags | ro)
+            for name, host_dir in plan:
+                os.mkdir(name, 0o755, dir_fd=fd)
+                sc.mount(host_dir, f"/proc/self/fd/{fd}/{name}", None, sc.MS_BIND | sc.MS_REC, None)
         finally:
             os.close(fd)
-        return
-    _mount_at(root, target, "tmpfs", "tmpfs", base_flags, "mode=755")
-    for name, host_dir in plan:
-        sub = _create_mountpoint(root, os.path.join(dest, name), want_file=False)
-        _mount_at(root, sub, host_dir, None, sc.MS_BIND | sc.MS_REC, None)
-        fd = _open_in_root(root, sub)
-        try:
-            _remount_bind(f"/proc/self/fd/{fd}", base_flags | ro)
-        finally:
-            os.close(fd)
-    if ro:
-        fd = _open_in_root(root, target)
-        try:
-            sc.mount(None, f"/proc/self/fd/{fd}", None, sc.MS_REMOUNT | sc.MS_RDONLY | base_flags, "mode=755")
-        finally:
-            os.close(fd)
+    attrs = sc.MOUNT_ATTR_NOSUID | sc.MOUNT_ATTR_NODEV | sc.MOUNT_ATTR_NOEXEC | (sc.MOUNT_ATTR_RDONLY if ro else 0)
+    fd = _open_in_root(root, target)
+    try:
+        sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, attrs)
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.EINVAL):
+            raise
+        _remount_tree(target, plan, ro)
+    finally:
+        os.close(fd)
+
+
+def _remount_tree(target: str, plan: list[tuple[str, str]], ro: int) -> None:
+    """Kernels without mount_setattr: remount every bind, then the tmpfs."""
+    base = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    for name, _host in plan:
+        if name:
+            _remount_bind(os.path.join(target, name), base | ro)
+    if plan and plan[0][0] == "":
+        _remount_bind(target, base | ro)
+    elif ro:
+        sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_RDONLY | base, "mode=755")
 
 
 def cgroup_plan() -> list[tuple[str, str]]:
@@ -230,22 +241,28 @@ def cgroup_plan() -> list[tuple[str, str]]:
 
 
 def _setup_dev(root: str, devices: list[dict[str, Any]], userns: bool) -> None:
-    for path, typ, major, minor, mode in DEFAULT_DEVICES:
-        _make_device(root, {"path": path, "type": typ, "major": major, "minor": minor, "fileMode": mode}, userns)
+    """Populate the /dev tmpfs we just mounted: through its fd (it is empty and ours), in one pass."""
+    dev = secure_join(root, "/dev")
+    fd = _open_in_root(root, dev)
+    try:
+        if userns:
+            for path, typ, major, minor, mode in DEFAULT_DEVICES:
+                _make_device(root, {"path": path, "type": typ, "major": major, "minor": minor, "fileMode": mode},
+                             userns)
+        else:
+            for path, _typ, major, minor, mode in DEFAULT_DEVICES:
+                name = path[len("/dev/"):]
+                os.mknod(name, stat.S_IFCHR | mode, os.makedev(major, minor), dir_fd=fd)
+                os.chmod(name, mode, dir_fd=fd)  # the umask must not narrow the mode
+        for src, link in DEV_SYMLINKS:
+            os.symlink(src, link[len("/dev/"):], dir_fd=fd)
+        if os.path.exists("/proc/kcore"):
+            os.symlink("/proc/kcore", "core", dir_fd=fd)
+        os.symlink("pts/ptmx", "ptmx", dir_fd=fd)
+    finally:
+        os.close(fd)
     for d in devices:
         _make_device(root, d, userns)
-    for src, link in DEV_SYMLINKS:
-        target = secure_join(root, link)
-        if not os.path.lexists(target):
-            os.symlink(src, target)
-    if os.path.exists("/proc/kcore"):
-        target = secure_join(root, "/dev/core")
-        if not os.path.lexists(target):
-            os.symlink("/proc/kcore", target)
-    ptmx = secure_join(root, "/dev/ptmx")
-    if os.path.lexists(ptmx):
-        os.unlink(ptmx)
-    os.symlink("pts/ptmx", ptmx)
 
 
 def _make_device(root: str, d: dict[str, Any], userns: bool) -> None:
@@ -270,7 +287,8 @@ def _make_device(root: str, d: dict[str, Any], userns: bool) -> None:
     os.lchown(target, d.get("uid", 0), d.get("gid", 0))
 
 
-def prepare(config: dict[str, Any], rootfs: str, *, userns: bool) -> None:
+def prepare(config: dict[str, Any], rootfs: str, *, userns: bool,
+            cgroup_plan: list[tuple[str, str]] | None = None) -> None:
     """Everything before pivot_root. `rootfs` is an absolute host path."""
     linux = config.get("linux") or {}
     prop = linux.get("rootfsPropagation")
@@ -279,7 +297,7 @@ def prepare(config: dict[str, Any], rootfs: str, *, userns: bool) -> None:
     sc.mount(None, "/", None, (root_prop if root_prop & (sc.MS_SLAVE | sc.MS_PRIVATE) else sc.MS_PRIVATE) | sc.MS_REC,
              None)
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
-    plan: list[tuple[str, str]] | None = None
+    plan = cgroup_plan
     has_dev_tmpfs = False
     for m in config.get("mounts") or []:
         if m.get("type") in ("cgroup", "cgroup2") and plan is None:

@@ -69,6 +69,12 @@ MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
 MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
 
 # prctl(2)
 PR_SET_PDEATHSIG = 1
@@ -93,6 +99,7 @@ SYS_pivot_root = 155
 SYS_seccomp = 317
 SYS_pidfd_open = 434
 SYS_close_range = 436
+SYS_mount_setattr = 442
 SIGCHLD = 17
 
 _libc.syscall.restype = ctypes.c_long
@@ -149,6 +156,18 @@ def setdomainname(name: str) -> None:
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     _check(_libc.syscall(SYS_close_range, ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags)),
            "close_range")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64),
+                ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0) -> None:
+    """mount_setattr(2) (Linux 5.12): with AT_RECURSIVE, one call changes a whole mount tree."""
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    _check(_libc.syscall(SYS_mount_setattr, ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags), ctypes.byref(attr),
+                         ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr", path)
 
 
 def raw_syscall(nr: int, *args: object) -> int:
