@@ -203,7 +203,7 @@ def _remount_tree(target: str, plan: list[tuple[str, str]], ro: int) -> None:
         sc.mount(None, target, None, sc.MS_REMOUNT | sc.MS_RDONLY | base, "mode=755")
 
 
-def cgroup_plan() -> list[tuple[str, str]]:
+def cgroup_plan_from_proc() -> list[tuple[str, str]]:
     """(name under /sys/fs/cgroup, host dir of this process's cgroup) for each hierarchy.
 
     Read from /proc/self/cgroup after the parent placed us in the container's cgroup. A single
@@ -301,7 +301,7 @@ def prepare(config: dict[str, Any], rootfs: str, *, userns: bool,
     has_dev_tmpfs = False
     for m in config.get("mounts") or []:
         if m.get("type") in ("cgroup", "cgroup2") and plan is None:
-            plan = cgroup_plan()
+            plan = cgroup_plan_from_proc()
         if m.get("destination") == "/dev" and m.get("type") == "tmpfs":
             has_dev_tmpfs = True
         _mount_one(rootfs, m, plan or [], userns)
