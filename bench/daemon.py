@@ -163,9 +163,11 @@ def main() -> int:
         time.sleep(2)
         idle_b = [mem(p) for p in [b.proc.pid, *_children(b.proc.pid)]] if b.proc else []
         idle_d = [mem(p) for p in d.pids()]
+        dockerd_alone = mem(d.proc.pid) if d.proc else (0, 0)
         print(f"# idle: berthd (+zygote) RSS {sum(r for r, _ in idle_b) / 1024:.1f} MiB, "
-              f"PSS {sum(p for _, p in idle_b) / 1024:.1f} MiB;  dockerd+containerd RSS "
-              f"{sum(r for r, _ in idle_d) / 1024:.1f} MiB, PSS {sum(p for _, p in idle_d) / 1024:.1f} MiB")
+              f"PSS {sum(p for _, p in idle_b) / 1024:.1f} MiB;  dockerd alone RSS {dockerd_alone[0] / 1024:.1f} MiB; "
+              f"dockerd+containerd RSS {sum(r for r, _ in idle_d) / 1024:.1f} MiB, "
+              f"PSS {sum(p for _, p in idle_d) / 1024:.1f} MiB")
 
         # 1. run --rm true, alternating
         cmd = [DOCKER, "run", "--rm", "--network", "none", "busybox", "true"]
