@@ -3,8 +3,9 @@ detach keys and default formats. berth reads and writes docker's file so the two
 
 from __future__ import annotations
 
-import json
 import os
+
+from berth import fastjson
 
 
 class ConfigFile:
@@ -21,7 +22,7 @@ class ConfigFile:
         except FileNotFoundError:
             return cls(path, {})
         try:
-            data = json.loads(raw) if raw.strip() else {}
+            data = fastjson.loads(raw) if raw.strip() else {}
         except ValueError as e:
             from berth.errors import InvalidArgument
 
@@ -91,6 +92,8 @@ class ConfigFile:
         tmp = self.path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
+            import json  # writing (login/logout) is rare: the stdlib's pretty printer is fine
+
             json.dump(self.data, f, indent="\t")
         os.replace(tmp, self.path)
 
@@ -104,5 +107,5 @@ def encode_auth(auth: dict[str, str]) -> str:
     """X-Registry-Auth: base64url of the JSON auth config ("e30=" for none)."""
     import base64
 
-    body = json.dumps(auth, separators=(",", ":")).encode()
+    body = fastjson.dumps(auth, compact=True).encode()
     return base64.urlsafe_b64encode(body).decode()

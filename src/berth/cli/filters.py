@@ -3,7 +3,7 @@ sorted as Go's json.Marshal sorts maps)."""
 
 from __future__ import annotations
 
-import json
+from berth import fastjson
 
 
 def parse_filter(value: str) -> tuple[str, str]:
@@ -22,4 +22,4 @@ def to_json(pairs: list[tuple[str, str]] | None) -> str | None:
     for k, v in pairs:
         args.setdefault(k, {})[v] = True
     doc = {k: dict(sorted(vs.items())) for k, vs in sorted(args.items())}
-    return json.dumps(doc, separators=(",", ":"))
+    return fastjson.dumps(doc, compact=True)

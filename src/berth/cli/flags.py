@@ -7,7 +7,9 @@ container). Errors read as pflag's and exit 125; argument-count errors read as c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+TYPE_CHECKING = False  # collections.abc costs a millisecond or two on every command
+if TYPE_CHECKING:
+    pass
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
 
 BOOL, STRING, INT, LIST, CUSTOM = "bool", "string", "int", "list", "custom"
 
-Converter = Callable[[str], object]
+Converter = "Callable[[str], object]"
 
 
 class UsageError(Exception):

@@ -7,11 +7,15 @@ BERTH_API_VERSION) pins the version and skips negotiation."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
 
+from berth import fastjson
 from berth.client import errors
 from berth.client.hosts import TLSConfig, parse_host, select_host
 from berth.client.http import ConnectError, Connection, Hijacked, ProtocolError, Response, connect
+
+TYPE_CHECKING = False  # collections.abc and typing cost milliseconds on every command
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
 
 DEFAULT_VERSION = "1.50"
 FALLBACK_VERSION = "1.24"
@@ -179,9 +183,7 @@ class APIClient:
         DaemonError for a 4xx/5xx answer."""
         hdrs = dict(headers or {})
         if json is not None:
-            import json as _json
-
-            body = (_json.dumps(json, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+            body = (fastjson.dumps(json, ensure_ascii=False) + "\n").encode()
             hdrs.setdefault("Content-Type", "application/json")
         resp = self._send(method, path, params, body=body, headers=hdrs, versioned=versioned)
         if resp.status >= 400:
@@ -190,17 +192,13 @@ class APIClient:
         return resp
 
     def get_json(self, path: str, params: Mapping[str, object] | None = None, **kw: object) -> object:
-        import json as _json
-
         data = self.request("GET", path, params, **kw).read()  # type: ignore[arg-type]
-        return _json.loads(data) if data else None
+        return fastjson.loads(data) if data else None
 
     def post_json(self, path: str, params: Mapping[str, object] | None = None, json: object = None,
                   **kw: object) -> object:
-        import json as _json
-
         data = self.request("POST", path, params, json=json, **kw).read()  # type: ignore[arg-type]
-        return _json.loads(data) if data.strip() else None
+        return fastjson.loads(data) if data.strip() else None
 
     def post(self, path: str, params: Mapping[str, object] | None = None, json: object = None, **kw: object) -> int:
         """POST, discard the body, return the status (304 counts as success, as for docker)."""
@@ -209,10 +207,8 @@ class APIClient:
         return resp.status
 
     def delete(self, path: str, params: Mapping[str, object] | None = None) -> object:
-        import json as _json
-
         data = self.request("DELETE", path, params).read()
-        return _json.loads(data) if data.strip() else None
+        return fastjson.loads(data) if data.strip() else None
 
     def stream_json(self, method: str, path: str, params: Mapping[str, object] | None = None,
                     **kw: object) -> Iterator[object]:
@@ -226,9 +222,7 @@ class APIClient:
         hdrs = {"Connection": "Upgrade", "Upgrade": "tcp"}
         body: bytes | None = None
         if json is not None:
-            import json as _json
-
-            body = _json.dumps(json, separators=(",", ":")).encode() + b"\n"
+            body = fastjson.dumps(json, compact=True).encode() + b"\n"
             hdrs["Content-Type"] = "application/json"
         else:
             hdrs["Content-Type"] = content_type

@@ -7,10 +7,14 @@ file object would swallow them."""
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterable, Iterator
+import _socket
 
 from berth.client.hosts import Endpoint, TLSConfig
+
+TYPE_CHECKING = False  # typing, socket and collections.abc cost milliseconds on every command
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Iterable, Iterator
 
 RECV_SIZE = 65536
 MAX_HEAD = 1 << 20
@@ -28,7 +32,7 @@ def connect(endpoint: Endpoint, tls: TLSConfig | None = None, timeout: float | N
     """Open a stream socket to the endpoint, wrapped in TLS when asked (ssl is imported only then)."""
     try:
         if endpoint.scheme == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             sock.settimeout(timeout)
             try:
                 sock.connect(endpoint.address)
@@ -36,6 +40,8 @@ def connect(endpoint: Endpoint, tls: TLSConfig | None = None, timeout: float | N
                 sock.close()
                 raise
         else:
+            import socket
+
             sock = socket.create_connection(endpoint.address, timeout=timeout)  # type: ignore[arg-type]
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as e:
@@ -250,9 +256,7 @@ class Response:
 
     def iter_json(self) -> Iterator[object]:
         """Consecutive JSON values (docker streams: one object per line, but any whitespace works)."""
-        import json
-
-        decoder = json.JSONDecoder()
+        from berth.fastjson import raw_decode
         pending = ""
         tail = b""
         for piece in self.iter_raw():
@@ -270,7 +274,7 @@ class Response:
                     pending = ""
                     break
                 try:
-                    obj, end = decoder.raw_decode(stripped)
+                    obj, end = raw_decode(stripped)
                 except ValueError:
                     pending = stripped
                     break
@@ -345,7 +349,7 @@ class Hijacked:
         loop that also drains the daemon's output."""
         if getattr(self.sock, "pending", None) is None:  # plain socket
             try:
-                return self.sock.send(data, socket.MSG_DONTWAIT)
+                return self.sock.send(data, _socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return 0
         self.sock.setblocking(False)
@@ -361,7 +365,7 @@ class Hijacked:
     def close_write(self) -> None:
         """Half-close: tell the daemon stdin ended while still reading its output."""
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+from berth import fastjson
 from berth.api.backends import AttachOptions, LogRecord, LogsOptions, LogStream, WaitResult
 from berth.daemon import names
 from berth.daemon.events import EventBus
@@ -28,7 +29,6 @@ from berth.daemon.runtimes import BUILTIN, Runtimes
 from berth.daemon.sessions import AttachSession, parse_detach_keys
 from berth.daemon.zygote import Zygote
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotModified
-from berth.runtime import fastjson
 
 JSON = dict[str, Any]
 StrList = list[str]

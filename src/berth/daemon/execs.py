@@ -8,11 +8,11 @@ import os
 import secrets
 from typing import Any
 
+from berth import fastjson
 from berth.daemon.moncli import MonitorConnection
 from berth.daemon.records import Container
 from berth.daemon.sessions import ExecSession, parse_detach_keys
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.runtime import fastjson
 
 JSON = dict[str, Any]
 

@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from berth import fastjson
 from berth.daemon.monproto import CONTROL, STDIN, FrameReader, frame, short_path
-from berth.runtime import fastjson
 
 OutputHandler = Callable[[int, bytes], None]
 ControlHandler = Callable[[dict[str, Any]], None]

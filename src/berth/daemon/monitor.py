@@ -25,8 +25,8 @@ import termios
 import time
 from typing import Any, NoReturn
 
+from berth import fastjson
 from berth.daemon.monproto import CONTROL, STDERR, STDIN, STDOUT, FrameReader, frame, short_path
-from berth.runtime import fastjson
 from berth.runtime.container import Runtime, exit_status
 
 MAX_CLIENT_BUFFER = 16 << 20

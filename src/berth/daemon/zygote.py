@@ -15,7 +15,7 @@ import os
 import socket
 from typing import Any, NoReturn
 
-from berth.runtime import fastjson
+from berth import fastjson
 
 
 class SpawnError(Exception):

@@ -11,8 +11,8 @@ import os
 import sys
 import time
 
+from berth import fastjson
 from berth.errors import BerthError
-from berth.runtime import fastjson
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms per start
 if TYPE_CHECKING:

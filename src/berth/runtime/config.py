@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from berth.runtime import fastjson
+from berth import fastjson
 from berth.runtime.errors import ConfigError
 from berth.runtime.linux.syscalls import NAMESPACE_FLAGS
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from berth.runtime import fastjson
+from berth import fastjson
 from berth.runtime.errors import ConfigError, ContainerNotFound
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms per start

@@ -13,11 +13,12 @@ import _socket
 import os
 import stat
 
+from berth import fastjson
+
 # Everything the init uses must be imported before clone(2): after pivot_root the host's Python
 # files are out of reach, so a lazy import in the child fails. Modules needed only sometimes (the
 # console, hooks, seccomp) are imported by the parent through preload().
 from berth.runtime import caps as capmod
-from berth.runtime import fastjson
 from berth.runtime.linux import rootfs as rfs
 from berth.runtime.linux import syscalls as sc
 

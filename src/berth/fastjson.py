@@ -1,4 +1,5 @@
-"""JSON for the runtime's hot path without importing `json` (which pulls in `re` and `enum`).
+"""JSON for start-up-critical paths (the runtime, the CLI) without importing `json` (which pulls in
+`re` and `enum`).
 
 The C accelerator `_json` does the real work, as in the stdlib; only the module-level Python
 wrappers are skipped. Output of `dumps` matches `json.dumps(obj)` (compact separators optional).
@@ -54,7 +55,29 @@ def _default(o: object) -> object:
 
 _enc = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True)
 _enc_compact = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+_enc_compact_utf8 = _json.make_encoder(None, _default, _json.encode_basestring, None, ":", ",", False, False, True)
 
 
-def dumps(obj: object, compact: bool = False) -> str:
+def dumps(obj: object, compact: bool = False, ensure_ascii: bool = True) -> str:
+    """json.dumps(obj) (compact: separators "," and ":"; ensure_ascii=False keeps non-ASCII text as is)."""
+    if not ensure_ascii:
+        return "".join(_enc_compact_utf8(obj, 0))
     return "".join((_enc_compact if compact else _enc)(obj, 0))
+
+
+def raw_decode(s: str, idx: int = 0) -> tuple[object, int]:
+    """json.JSONDecoder().raw_decode: one value starting at `idx` (whitespace skipped), and where it ends."""
+    n = len(s)
+    while idx < n and s[idx] in _WS:
+        idx += 1
+    try:
+        obj, end = _scan(s, idx)
+    except StopIteration as e:
+        raise ValueError(f"Expecting value: char {e.value}") from None
+    except Exception:
+        import json
+
+        return json.JSONDecoder().raw_decode(s, idx)
+    finally:
+        _Ctx.memo.clear()
+    return obj, end
