@@ -7,17 +7,15 @@ container). Errors read as pflag's and exit 125; argument-count errors read as c
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # collections.abc costs a millisecond or two on every command
+TYPE_CHECKING = False  # typing and collections.abc cost a millisecond or two on every command
 if TYPE_CHECKING:
-    pass
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    Converter = Callable[[str], object]
 
 BOOL, STRING, INT, LIST, CUSTOM = "bool", "string", "int", "list", "custom"
 
-Converter = "Callable[[str], object]"
 
 
 class UsageError(Exception):

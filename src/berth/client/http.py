@@ -32,7 +32,13 @@ def connect(endpoint: Endpoint, tls: TLSConfig | None = None, timeout: float | N
     """Open a stream socket to the endpoint, wrapped in TLS when asked (ssl is imported only then)."""
     try:
         if endpoint.scheme == "unix":
-            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            if tls is None:
+                # the C socket type: the `socket` module would cost milliseconds of imports per command
+                sock: socket.socket = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)  # type: ignore[assignment]
+            else:  # ssl wraps only socket.socket
+                import socket
+
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
             try:
                 sock.connect(endpoint.address)
