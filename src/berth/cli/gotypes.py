@@ -249,8 +249,16 @@ def typed(value: object, schema: dict[str, str], optional: dict[str, object], pa
     return value
 
 
+def _go_id(doc: object) -> object:
+    """The Go inspect types name their id field ID (JSON "Id"): `{{.ID}}` works and `{{.Id}}` fails on the
+    typed object, which sends docker to its raw-JSON fallback (see commands/inspect.py)."""
+    if isinstance(doc, GoStruct):
+        doc.go_names = {"ID": "Id"}
+    return doc
+
+
 def typed_container(doc: object) -> object:
-    return typed(doc, _CONTAINER_SCHEMA, _CONTAINER_OPTIONAL)
+    return _go_id(typed(doc, _CONTAINER_SCHEMA, _CONTAINER_OPTIONAL))
 
 
 _CONFIG_FIELDS = {"ExposedPorts": "map", "Env": "slice", "Cmd": "slice", "Healthcheck": "pstruct",
@@ -269,4 +277,4 @@ _IMAGE_OPTIONAL = {"Parent": "", "Comment": "", "DockerVersion": "", "Author": "
 
 
 def typed_image(doc: object) -> object:
-    return typed(doc, _IMAGE_SCHEMA, _IMAGE_OPTIONAL)
+    return _go_id(typed(doc, _IMAGE_SCHEMA, _IMAGE_OPTIONAL))

@@ -88,12 +88,17 @@ class _Inspector:
         from berth.cli.template import TemplateError
 
         doc = json.loads(raw)
-        if kind == "container":
-            doc = typed_container(doc)
-        elif kind == "image":
-            doc = typed_image(doc)
+        typed = typed_container(doc) if kind == "container" else typed_image(doc) if kind == "image" else None
         try:
-            self.lines.append(self.tmpl.execute(doc) + "\n")
+            self.lines.append(self.tmpl.execute(typed if typed is not None else doc) + "\n")
+            return
+        except TemplateError as e:
+            if typed is None:
+                raise _ElementError(f"template parsing error: {e}") from None
+        # docker's tryRawInspectFallback: a template the typed object rejects (e.g. `.Id` where the Go
+        # field is ID) runs on the raw JSON map instead, where a null prints "<no value>"
+        try:
+            self.lines.append(self.tmpl.execute(json.loads(raw)) + "\n")
         except TemplateError as e:
             raise _ElementError(f"template parsing error: {e}") from None
 
