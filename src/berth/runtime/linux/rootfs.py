@@ -8,6 +8,7 @@ secure_join so an image's symlinks cannot send a mount outside the root.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -254,15 +255,21 @@ def _setup_dev(root: str, devices: list[dict[str, Any]], userns: bool) -> None:
                 name = path[len("/dev/"):]
                 os.mknod(name, stat.S_IFCHR | mode, os.makedev(major, minor), dir_fd=fd)
                 os.chmod(name, mode, dir_fd=fd)  # the umask must not narrow the mode
+        # the config's devices before the symlinks: a privileged container lists the host's /dev/ptmx,
+        # which must not be created through the ptmx symlink into devpts (and the symlink wins)
+        for d in devices:
+            _make_device(root, d, userns)
         for src, link in DEV_SYMLINKS:
-            os.symlink(src, link[len("/dev/"):], dir_fd=fd)
+            with contextlib.suppress(FileExistsError):
+                os.symlink(src, link[len("/dev/"):], dir_fd=fd)
         if os.path.exists("/proc/kcore"):
-            os.symlink("/proc/kcore", "core", dir_fd=fd)
+            with contextlib.suppress(FileExistsError):
+                os.symlink("/proc/kcore", "core", dir_fd=fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink("ptmx", dir_fd=fd)
         os.symlink("pts/ptmx", "ptmx", dir_fd=fd)
     finally:
         os.close(fd)
-    for d in devices:
-        _make_device(root, d, userns)
 
 
 def _make_device(root: str, d: dict[str, Any], userns: bool) -> None:
