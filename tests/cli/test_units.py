@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from berth.cli.units import (
+from berth.units import (
     bytes_size,
     format_duration,
     human_duration,

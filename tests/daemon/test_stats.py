@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from berth.api import EngineAPI
-from berth.cli.units import bytes_size, human_size
 from berth.daemon import stats
 from berth.runtime import cgroups
+from berth.units import bytes_size, human_size
 from tests import leaks
 from tests.api.conftest import DOCKER, Engine
 from tests.api.fake import ContainersFake, FakeDaemon

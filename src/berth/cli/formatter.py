@@ -7,7 +7,7 @@ import time
 
 from berth.cli.tabwriter import tabulate
 from berth.cli.tmplerror import TemplateError
-from berth.cli.units import human_duration, human_size
+from berth.units import human_duration, human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from berth.cli.units import format_duration, human_size
+from berth.units import format_duration, human_size
 
 
 class JSONMessageError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from berth.cli import units
+from berth import units
 from berth.cli.flags import BOOL, INT, LIST, STRING, Flag, Values
 from berth.cli.validate import (
     _check_mode,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from berth.cli import units
+from berth import units
 from berth.cli.flags import go_parse_int
 
 # -- validators (return the normalized value or raise ValueError with docker's message) --------------

@@ -227,8 +227,8 @@ def top(cli: Cli, path: str, argv: list[str]) -> int:
 
 
 def update(cli: Cli, path: str, argv: list[str]) -> int:
-    from berth.cli.units import parse_cpus
     from berth.cli.validate import parse_mem, parse_mem_swap, parse_uint16
+    from berth.units import parse_cpus
 
     flags = [
         Flag("blkio-weight", "", STRING, default=0, conv=parse_uint16, type_name="uint16",
@@ -395,7 +395,7 @@ def prune(cli: Cli, path: str, argv: list[str]) -> int:
         reclaimed = int(report.get("SpaceReclaimed") or 0)  # type: ignore[attr-defined]
     if out:
         cli.out(out)
-    from berth.cli.units import human_size
+    from berth.units import human_size
 
     cli.out(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0

@@ -142,7 +142,7 @@ def _stat_header(value: str) -> dict[str, Any]:
 
 
 def _from_container(cli: Cli, ctr: str, src: str, dst: str, quiet: bool, follow: bool) -> int:
-    from berth.cli.units import human_size
+    from berth.units import human_size
 
     client = cli.client
     rebase_name = ""
@@ -235,7 +235,7 @@ def _tar_pieces(src: str, arcname: str):
 
 
 def _to_container(cli: Cli, src: str, ctr: str, dst: str, quiet: bool, archive: bool, follow: bool) -> int:
-    from berth.cli.units import human_size
+    from berth.units import human_size
 
     client = cli.client
     try:

@@ -252,7 +252,7 @@ def history(cli: Cli, path: str, argv: list[str]) -> int:
         return 0
     o, args = p
     from berth.cli.formatter import Context, ellipsis, render, truncate_id
-    from berth.cli.units import human_duration, human_size
+    from berth.units import human_duration, human_size
 
     params = None
     if o.platform:
@@ -326,7 +326,7 @@ def prune(cli: Cli, path: str, argv: list[str]) -> int:
     reclaimed, output = prune_images(cli, bool(o.all), list(o.filter or []), bool(o.force))
     if output:
         cli.out(output)
-    from berth.cli.units import human_size
+    from berth.units import human_size
 
     cli.out(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0

@@ -71,7 +71,7 @@ class StatsContext:
         return "--" if self.v is None else f"{self.v['cpu']:.2f}%"
 
     def MemUsage(self) -> str:
-        from berth.cli.units import bytes_size
+        from berth.units import bytes_size
 
         return "-- / --" if self.v is None else f"{bytes_size(self.v['mem'])} / {bytes_size(self.v['limit'])}"
 
@@ -79,12 +79,12 @@ class StatsContext:
         return "--" if self.v is None else f"{self.v['memperc']:.2f}%"
 
     def NetIO(self) -> str:
-        from berth.cli.units import human_size
+        from berth.units import human_size
 
         return "--" if self.v is None else f"{human_size(self.v['rx'], 3)} / {human_size(self.v['tx'], 3)}"
 
     def BlockIO(self) -> str:
-        from berth.cli.units import human_size
+        from berth.units import human_size
 
         return "--" if self.v is None else f"{human_size(self.v['blkr'], 3)} / {human_size(self.v['blkw'], 3)}"
 

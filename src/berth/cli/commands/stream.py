@@ -289,7 +289,7 @@ def get_timestamp(value: str, now: float | None = None) -> str:
     unix timestamps become "<seconds>.<nanoseconds>"."""
     import time
 
-    from berth.cli.units import parse_duration
+    from berth.units import parse_duration
 
     now = time.time() if now is None else now
     try:

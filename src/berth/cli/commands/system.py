@@ -206,7 +206,7 @@ def info(cli: Cli, path: str, argv: list[str]) -> int:
 
 
 def _server_info(i: dict[str, object], cli: Cli) -> list[str]:
-    from berth.cli.units import bytes_size
+    from berth.units import bytes_size
 
     g = i.get
     out = [_ln(" Containers:", g("Containers", 0)), _ln("  Running:", g("ContainersRunning", 0)),
@@ -373,7 +373,7 @@ def df(cli: Cli, path: str, argv: list[str]) -> int:
         return 0
     o, _ = p
     from berth.cli.formatter import Context, render
-    from berth.cli.units import human_size
+    from berth.units import human_size
 
     du = cli.client.get_json("/system/df") or {}
     assert isinstance(du, dict)
@@ -476,7 +476,7 @@ def prune(cli: Cli, path: str, argv: list[str]) -> int:
         if not confirm(cli, msg):
             raise StatusError(1, "system prune has been cancelled")
     from berth.cli.commands.image import prune_images
-    from berth.cli.units import human_size
+    from berth.units import human_size
 
     total = 0
     steps: list[tuple[str, str, str]] = [("/containers/prune", "ContainersDeleted", "Deleted Containers:"),
