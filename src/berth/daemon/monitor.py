@@ -338,7 +338,6 @@ class Monitor:
         if self._external() is not None:
             return self._start_external()
         proc, console, stdio, child_fds = self._stdio(req.get("tty", False), req.get("open_stdin", False))
-        size = req.get("console_size")
 
         def create_and_start() -> dict[str, Any]:
             c = self.runtime.create(self.id, req["bundle"], console=console[1] if console else None, stdio=stdio,
@@ -361,17 +360,19 @@ class Monitor:
                 console[0].close()
                 console[1].close()
             return result
+        return self._started(proc, console, int(result["pid"]))
+
+    def _started(self, proc: Process, console: Any, pid: int) -> dict[str, Any]:
+        """The container runs: wire its stdio into the loop, hand it what stdin came early, watch it."""
         self._attach_process(proc, console, None)
+        size = self.req.get("console_size")
         if proc.master is not None and size:
             set_winsize(proc.master, size[0], size[1])
-        proc.pid = int(result["pid"])
+        proc.pid = pid
         if self.early_stdin or self.early_close:
             proc.close_stdin_pending = self.early_close
             self._stdin(proc, bytes(self.early_stdin))
             self.early_stdin.clear()
-        return self._started(proc)
-
-    def _started(self, proc: Process) -> dict[str, Any]:
         self.init = proc
         self.init_pidfd = os.pidfd_open(proc.pid)
         self._watch(self.init_pidfd, "init-exit", None)
@@ -391,16 +392,7 @@ class Monitor:
             for fd in list(proc.outputs):
                 os.close(fd)
             return result
-        self._attach_process(proc, None, None)
-        size = req.get("console_size")
-        if proc.master is not None and size:
-            set_winsize(proc.master, size[0], size[1])
-        proc.pid = int(result["pid"])
-        if self.early_stdin or self.early_close:
-            proc.close_stdin_pending = self.early_close
-            self._stdin(proc, bytes(self.early_stdin))
-            self.early_stdin.clear()
-        return self._started(proc)
+        return self._started(proc, None, int(result["pid"]))
 
     def start_exec(self, client: Client, msg: dict[str, Any]) -> None:
         process = msg["process"]
