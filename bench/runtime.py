@@ -41,8 +41,12 @@ def reexec_in_private_ns() -> None:
     os.execvpe("unshare", ["unshare", "-m", "--propagation", "private", "sh", "-c", script], env)
 
 
-def run_one(cmd: list[str], cwd: str) -> tuple[float, int, int]:
-    """Wall time (ms), exit code and peak RSS (KiB) of one command."""
+def run_one(cmd: list[str], cwd: str, rss_file: str) -> tuple[float, int, int]:
+    """Wall time (ms), exit code and peak RSS (KiB) of one command.
+
+    Peak RSS comes from GNU time (its %M): a process's ru_maxrss counts the memory it had before its
+    execve, so a runtime spawned straight from this Python would report our RSS, not its own."""
+    cmd = ["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd]
     t0 = time.perf_counter()
     pid = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=[
         (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
@@ -50,8 +54,11 @@ def run_one(cmd: list[str], cwd: str) -> tuple[float, int, int]:
     ]) if cwd == os.getcwd() else -1
     if pid < 0:
         raise RuntimeError("cwd mismatch")
-    _, status, usage = os.wait4(pid, 0)
-    return (time.perf_counter() - t0) * 1000, os.waitstatus_to_exitcode(status), usage.ru_maxrss
+    _, status, _usage = os.wait4(pid, 0)
+    ms = (time.perf_counter() - t0) * 1000
+    with open(rss_file) as f:
+        kib = int(f.read().split()[-1])
+    return ms, os.waitstatus_to_exitcode(status), kib
 
 
 def main() -> int:
@@ -62,12 +69,15 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)
         return 1
+    if not os.path.exists("/usr/bin/time"):
+        print("GNU time is needed for peak RSS (apt-get install time)", file=sys.stderr)
+        return 1
     if not in_private_mount_ns():
         reexec_in_private_ns()
     from tests.rootfs import make_busybox_rootfs
 
     peers = {"berth": BERTH}
-    for name in ("runc", "crun"):
+    for name in [n for n in ("runc", "crun") if n not in os.environ.get("BENCH_SKIP", "").split(",")]:
         path = shutil.which(name)
         if path:
             peers[name] = path
@@ -98,7 +108,7 @@ def main() -> int:
                 spec["linux"]["cgroupsPath"] = f"/{cid}"
                 with open("config.json", "w") as f:
                     json.dump(spec, f)
-                ms, code, kib = run_one(cmd, bundle)
+                ms, code, kib = run_one(cmd, bundle, os.path.join(work, "rss"))
                 if code != 0:
                     print(f"{name} run failed with exit code {code}: {' '.join(cmd)}", file=sys.stderr)
                     return 1

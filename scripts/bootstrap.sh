@@ -15,7 +15,7 @@ fi
 # kernel tooling (iptables, iproute2), and the peers that tests and benchmarks compare
 # against (runc, crun, docker.io, skopeo, umoci, docker-registry).
 APT_PKGS=(busybox-static tini iptables iproute2 libseccomp2 runc crun skopeo umoci
-          docker.io docker-registry hyperfine zstd mmdebstrap uidmap procps psmisc)
+          docker.io docker-registry hyperfine zstd mmdebstrap uidmap procps psmisc time openssl)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

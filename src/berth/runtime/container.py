@@ -66,17 +66,26 @@ def _unix_socket() -> _socket.socket:
 
 
 def _prepare_child_imports(config: dict[str, Any], ctx: InitContext) -> None:
-    """Compile seccomp (cached) and import what the child will need after pivot_root."""
+    """Import what the child will need after pivot_root (the seccomp filter itself is compiled by the
+    parent while the child sets up, and sent with "go")."""
     seccomp = (config.get("linux") or {}).get("seccomp")
     if seccomp:
         from berth.runtime import seccomp as sec
 
-        ctx.seccomp_bpf = sec.compile_bpf(seccomp)
         ctx.load_seccomp = sec.load_bpf
     if config.get("hooks"):
         import berth.runtime.hooks  # noqa: F401
     if (config.get("process") or {}).get("terminal"):
         preload_console()
+
+
+def _compile_seccomp(config: dict[str, Any]) -> bytes | None:
+    seccomp = (config.get("linux") or {}).get("seccomp")
+    if not seccomp:
+        return None
+    from berth.runtime import seccomp as sec
+
+    return sec.compile_bpf(seccomp)
 
 
 def _write_file_atomic(path: str, data: str) -> None:
@@ -175,12 +184,7 @@ class Runtime:
         cleanup.append(lambda: os.close(fifo_fd))
 
         cg = cgroups.manager_for(linux.get("cgroupsPath"), st.id)
-        cg.create()
-        cleanup.append(cg.destroy)
-        resources = linux.get("resources") or {}
-        if os.geteuid() == 0:  # rootless containers get no device rules, as with runc
-            resources = cgroups.with_runc_defaults(resources, linux.get("devices"))
-        cg.apply(resources)
+        cleanup.append(cg.destroy)  # registered before the child's kill: cleanup runs last-first
         # keep the resolved directories: a relative cgroupsPath would resolve elsewhere later
         st.cgroup_paths, st.cgroup_version, st.cgroup_root = dict(cg.paths), cg.version, cg.root
 
@@ -208,9 +212,19 @@ class Runtime:
         pid = _spawn(ctx, flags | extra_flags, pid_join)
         child_sock.close()
         cleanup.append(lambda: _kill_and_reap(pid))
+        # The child builds its root filesystem meanwhile (see init._run): the filter, the cgroup and
+        # its limits are made now, in parallel, and the child waits for "go" only before using them.
+        bpf = _compile_seccomp(config)
+        cg.create()
+        resources = linux.get("resources") or {}
+        if os.geteuid() == 0:  # rootless containers get no device rules, as with runc
+            resources = cgroups.with_runc_defaults(resources, linux.get("devices"))
+        cg.apply(resources)
         self._parent_setup(pid, config, cg, userns)
         try:
-            send(parent_sock, {"type": "go"})
+            send(parent_sock, {"type": "go", "seccomp": len(bpf) if bpf else 0})
+            if bpf:
+                parent_sock.send(bpf)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the child already failed: its error message is waiting to be read below
         st.pid = pid
@@ -570,6 +584,7 @@ class Container:
                               userns=userns, join_fds=joins, preserve_fds=preserve_fds, exec_mode=True,
                               container_id=self.id, bundle=self.st.bundle, stdio=stdio)
             _prepare_child_imports(config, ctx)
+            bpf = _compile_seccomp(config)
             pid = _spawn(ctx, sc.CLONE_PARENT if clone_parent else 0, pid_fd)
             child_sock.close()
         finally:
@@ -583,7 +598,9 @@ class Container:
             if process.get("rlimits"):
                 self.runtime._parent_setup(pid, {"process": {"rlimits": process["rlimits"]}},
                                            _NoCgroup(), userns=False)
-            send(parent_sock, {"type": "go"})
+            send(parent_sock, {"type": "go", "seccomp": len(bpf) if bpf else 0})
+            if bpf:
+                parent_sock.send(bpf)
             try:
                 msg = recv(parent_sock)
             except (EOFError, ConnectionResetError):

@@ -138,9 +138,7 @@ def _run(ctx: InitContext) -> None:
     if ctx.exec_mode:
         os.chdir("/")
     else:
-        _setup_container(ctx, config)
-    if not early:
-        _wait_go(ctx)
+        _setup_container(ctx, config, early)
     for fd, nstype in ctx.join_fds or []:
         if fd < 0:
             sc.unshare(nstype)  # a new cgroup ns, rooted at the cgroup the parent put us in
@@ -167,13 +165,22 @@ def _run(ctx: InitContext) -> None:
 
 
 def _wait_go(ctx: InitContext) -> None:
-    if recv(ctx.sync).get("type") != "go":
+    msg = recv(ctx.sync)
+    if msg.get("type") != "go":
         raise InitError("unexpected message from parent")
+    if msg.get("seccomp"):
+        ctx.seccomp_bpf = ctx.sync.recv(int(msg["seccomp"]))
 
 
-def _setup_container(ctx: InitContext, config: dict[str, Any]) -> None:
+def _setup_container(ctx: InitContext, config: dict[str, Any], early: bool) -> None:
     linux = config.get("linux") or {}
-    rfs.prepare(config, ctx.rootfs, userns=ctx.userns, cgroup_plan=ctx.cgroup_plan)
+    # Without "go" yet, the cgroup directories may not exist: their bind mounts wait for it, the
+    # rest of the root filesystem does not (a cgroup v1 join can take an RCU grace period).
+    deferred = rfs.prepare(config, ctx.rootfs, userns=ctx.userns, cgroup_plan=ctx.cgroup_plan,
+                           defer_cgroups=not early)
+    if not early:
+        _wait_go(ctx)
+        rfs.mount_deferred(ctx.rootfs, deferred, ctx.cgroup_plan or [], ctx.userns)
     hooks = config.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime"):
         send(ctx.sync, {"type": "hooks"})

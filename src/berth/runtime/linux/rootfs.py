@@ -299,8 +299,11 @@ def _make_device(root: str, d: dict[str, Any], userns: bool) -> None:
 
 
 def prepare(config: dict[str, Any], rootfs: str, *, userns: bool,
-            cgroup_plan: list[tuple[str, str]] | None = None) -> None:
-    """Everything before pivot_root. `rootfs` is an absolute host path."""
+            cgroup_plan: list[tuple[str, str]] | None = None,
+            defer_cgroups: bool = False) -> list[dict[str, Any]]:
+    """Everything before pivot_root. `rootfs` is an absolute host path. With `defer_cgroups` the
+    cgroup mounts (and any later mount nested under one, to keep their order) are not made but
+    returned, for `mount_deferred` once the cgroup directories exist."""
     linux = config.get("linux") or {}
     prop = linux.get("rootfsPropagation")
     root_prop = mountopts.propagation_flag(prop) if prop else sc.MS_PRIVATE | sc.MS_REC
@@ -310,7 +313,11 @@ def prepare(config: dict[str, Any], rootfs: str, *, userns: bool,
     sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None)
     plan = cgroup_plan
     has_dev_tmpfs = False
+    deferred: list[dict[str, Any]] = []
     for m in config.get("mounts") or []:
+        if defer_cgroups and (m.get("type") in ("cgroup", "cgroup2") or _nested_in(m, deferred)):
+            deferred.append(m)
+            continue
         if m.get("type") in ("cgroup", "cgroup2") and plan is None:
             plan = cgroup_plan_from_proc()
         if m.get("destination") == "/dev" and m.get("type") == "tmpfs":
@@ -321,6 +328,25 @@ def prepare(config: dict[str, Any], rootfs: str, *, userns: bool,
     else:
         for d in linux.get("devices") or []:
             _make_device(rootfs, d, userns)
+    return deferred
+
+
+def _nested_in(m: dict[str, Any], outer: list[dict[str, Any]]) -> bool:
+    dest = os.path.normpath("/" + str(m.get("destination") or ""))
+    for o in outer:
+        top = os.path.normpath("/" + str(o.get("destination") or ""))
+        if dest == top or dest.startswith(top.rstrip("/") + "/"):
+            return True
+    return False
+
+
+def mount_deferred(rootfs: str, mounts: list[dict[str, Any]], plan: list[tuple[str, str]],
+                   userns: bool) -> None:
+    """The mounts `prepare` deferred, in their original order."""
+    if mounts and not plan:
+        plan = cgroup_plan_from_proc()
+    for m in mounts:
+        _mount_one(rootfs, m, plan, userns)
 
 
 def pivot(rootfs: str, no_pivot: bool) -> None:
