@@ -3,7 +3,7 @@
 
 The config is made by `berth-runtime spec` (Docker's defaults, seccomp included), so all three
 apply the same policy. Runs alternate (berth, runc, crun, berth, …) so machine noise hits all
-equally; we report medians, the ratio to runc and crun, and each runtime's peak RSS (ru_maxrss).
+equally; we report medians, the ratio to runc and crun, and each runtime's peak RSS (GNU time's %M).
 
 crun 1.8 refuses this host's hybrid cgroups unless the cgroup2 mount is hidden, so the whole
 benchmark runs in a private mount namespace with /sys/fs/cgroup/unified unmounted (the host is

@@ -527,11 +527,23 @@ def main(argv: list[str] | None = None) -> NoReturn:
     import gc
 
     gc.disable()  # a run lasts milliseconds: collection passes only cost time
+    if _starts_a_process(sys.argv[1:]):
+        from berth.runtime import attachwarm
+
+        attachwarm.start()
     try:
         _main(sys.argv[1:])
     except SystemExit as e:
         _exit(e.code if isinstance(e.code, int) else (0 if e.code is None else 1))
     _exit(0)
+
+
+def _starts_a_process(argv: list[str]) -> bool:
+    try:
+        _, rest = parse_flags(argv, GLOBAL_FLAGS, stop_at_positional=True)
+    except UsageError:
+        return False
+    return bool(rest) and rest[0] in ("run", "create", "exec")
 
 
 def _main(argv: list[str]) -> NoReturn:

@@ -13,7 +13,7 @@ import os
 import select
 import time
 
-from berth.runtime import cgroups
+from berth.runtime import bgthread, cgroups
 from berth.runtime import config as cfgmod
 from berth.runtime.errors import ConfigError, ContainerExists, ContainerNotFound, StartError, StateError
 from berth.runtime.linux import syscalls as sc
@@ -212,15 +212,23 @@ class Runtime:
         pid = _spawn(ctx, flags | extra_flags, pid_join)
         child_sock.close()
         cleanup.append(lambda: _kill_and_reap(pid))
-        # The child builds its root filesystem meanwhile (see init._run): the filter, the cgroup and
-        # its limits are made now, in parallel, and the child waits for "go" only before using them.
-        bpf = _compile_seccomp(config)
+        # The child builds its root filesystem meanwhile (see init._run). It needs the cgroup
+        # directories for its cgroup mounts ("cgroups"), and its join, limits and filter only before
+        # its own cgroup namespace and execve ("go"): a cgroup v1 join can wait an RCU grace period.
         cg.create()
+        try:
+            send(parent_sock, {"type": "cgroups"})
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the child already failed: see below
         resources = linux.get("resources") or {}
         if os.geteuid() == 0:  # rootless containers get no device rules, as with runc
             resources = cgroups.with_runc_defaults(resources, linux.get("devices"))
-        cg.apply(resources)
-        self._parent_setup(pid, config, cg, userns)
+        cg.apply(resources)  # before the join: the child must never see a half-written device list
+        # the join can block an RCU grace period (cgroup v1, ~10 ms): compile the filter meanwhile
+        joined = bgthread.start(lambda: cg.add_pid(pid))
+        bpf = _compile_seccomp(config)
+        joined()
+        self._parent_setup(pid, config, userns)
         try:
             send(parent_sock, {"type": "go", "seccomp": len(bpf) if bpf else 0})
             if bpf:
@@ -250,14 +258,14 @@ class Runtime:
         parent_sock.close()
         return Container(self, sd, st)
 
-    def _parent_setup(self, pid: int, config: dict[str, Any], cg: Any, userns: bool) -> None:
-        """What runc's parent does before releasing the child: maps, cgroup, rlimits, oom score."""
+    def _parent_setup(self, pid: int, config: dict[str, Any], userns: bool) -> None:
+        """What runc's parent does before releasing the child, besides the cgroup join: maps,
+        rlimits, oom score."""
         linux = config.get("linux") or {}
         process = config["process"]
         if userns:
             _write_id_map(pid, "uid_map", linux.get("uidMappings") or [])
             _write_id_map(pid, "gid_map", linux.get("gidMappings") or [])
-        cg.add_pid(pid)
         if process.get("oomScoreAdj") is not None:
             try:
                 with open(f"/proc/{pid}/oom_score_adj", "w") as f:
@@ -584,7 +592,6 @@ class Container:
                               userns=userns, join_fds=joins, preserve_fds=preserve_fds, exec_mode=True,
                               container_id=self.id, bundle=self.st.bundle, stdio=stdio)
             _prepare_child_imports(config, ctx)
-            bpf = _compile_seccomp(config)
             pid = _spawn(ctx, sc.CLONE_PARENT if clone_parent else 0, pid_fd)
             child_sock.close()
         finally:
@@ -594,10 +601,11 @@ class Container:
                 os.close(pid_fd)
         try:
             cg = self.cgroup()
-            cg.add_pid(pid)
+            joined = bgthread.start(lambda: cg.add_pid(pid))
+            bpf = _compile_seccomp(config)
+            joined()
             if process.get("rlimits"):
-                self.runtime._parent_setup(pid, {"process": {"rlimits": process["rlimits"]}},
-                                           _NoCgroup(), userns=False)
+                self.runtime._parent_setup(pid, {"process": {"rlimits": process["rlimits"]}}, userns=False)
             send(parent_sock, {"type": "go", "seccomp": len(bpf) if bpf else 0})
             if bpf:
                 parent_sock.send(bpf)
@@ -617,11 +625,6 @@ class Container:
         if pid_file:
             _write_file_atomic(pid_file, str(pid))
         return pid
-
-
-class _NoCgroup:
-    def add_pid(self, pid: int) -> None:
-        pass
 
 
 def data_ready(fd: int) -> bool:

@@ -55,6 +55,7 @@ class InitContext:
         self.seccomp_bpf: bytes | None = None  # compiled by the parent (cached there), loaded here
         self.load_seccomp: Any = None     # berth.runtime.seccomp.load_bpf, imported by the parent
         self.ready_sent = False
+        self.cgroups_ready = False  # the parent said the cgroup directories exist
         self.stdio = stdio                # fds to become the process's 0, 1, 2 (default: inherit ours)
         self.cgroup_plan: list[tuple[str, str]] | None = None  # cgroup dirs to bind at /sys/fs/cgroup
 
@@ -166,6 +167,8 @@ def _run(ctx: InitContext) -> None:
 
 def _wait_go(ctx: InitContext) -> None:
     msg = recv(ctx.sync)
+    if msg.get("type") == "cgroups" and not ctx.cgroups_ready:
+        msg = recv(ctx.sync)
     if msg.get("type") != "go":
         raise InitError("unexpected message from parent")
     if msg.get("seccomp"):
@@ -174,12 +177,15 @@ def _wait_go(ctx: InitContext) -> None:
 
 def _setup_container(ctx: InitContext, config: dict[str, Any], early: bool) -> None:
     linux = config.get("linux") or {}
-    # Without "go" yet, the cgroup directories may not exist: their bind mounts wait for it, the
-    # rest of the root filesystem does not (a cgroup v1 join can take an RCU grace period).
+    # Without "go" yet, the cgroup directories may not exist: their bind mounts wait for the
+    # parent's "cgroups", the rest of the root filesystem does not. The cgroup join can take an RCU
+    # grace period: we wait for it ("go") only once the whole filesystem is done.
     deferred = rfs.prepare(config, ctx.rootfs, userns=ctx.userns, cgroup_plan=ctx.cgroup_plan,
                            defer_cgroups=not early)
     if not early:
-        _wait_go(ctx)
+        if recv(ctx.sync).get("type") != "cgroups":
+            raise InitError("unexpected message from parent")
+        ctx.cgroups_ready = True
         rfs.mount_deferred(ctx.rootfs, deferred, ctx.cgroup_plan or [], ctx.userns)
     hooks = config.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime"):
@@ -198,6 +204,8 @@ def _setup_container(ctx: InitContext, config: dict[str, Any], early: bool) -> N
     rfs.readonly_paths(linux.get("readonlyPaths") or [])
     if (config.get("root") or {}).get("readonly"):
         rfs.readonly_root()
+    if not early:
+        _wait_go(ctx)
 
 
 def _write_sysctl(key: str, value: str) -> None:

@@ -10,6 +10,9 @@ import ctypes
 import os
 
 _libc = ctypes.CDLL(None, use_errno=True)
+# The same libc, called without releasing the GIL: a fork must not let another thread take the GIL
+# between our hooks and the system call (the child would wait for it forever), as os.fork holds it.
+_libc_gil = ctypes.PyDLL(None, use_errno=True)
 
 # clone(2) / unshare(2) flags
 CLONE_NEWTIME = 0x00000080
@@ -103,6 +106,7 @@ SYS_mount_setattr = 442
 SIGCHLD = 17
 
 _libc.syscall.restype = ctypes.c_long
+_libc_gil.syscall.restype = ctypes.c_long
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
@@ -181,12 +185,13 @@ _pyapi = ctypes.pythonapi
 def clone(flags: int) -> int:
     """fork(2) that also creates new namespaces in the child, in one system call.
 
-    Saves the second fork that unshare(CLONE_NEWPID) would need. Like os.fork it runs
-    Python's before/after-fork hooks; callers must be single-threaded (the runtime is).
+    Saves the second fork that unshare(CLONE_NEWPID) would need. Like os.fork it runs Python's
+    before/after-fork hooks and keeps the GIL across the call, so other threads may exist as long
+    as they hold no other lock the child needs (the runtime's only do blocking cgroup writes).
     Returns 0 in the child, the child's pid (in the caller's pid namespace) in the parent.
     """
     _pyapi.PyOS_BeforeFork()
-    pid = _libc.syscall(SYS_clone, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
+    pid = _libc_gil.syscall(SYS_clone, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
     if pid == 0:
         _pyapi.PyOS_AfterFork_Child()
         return 0
