@@ -13,13 +13,22 @@ from berth.httpd.connection import ErrorHandler, Handler
 from berth.httpd.errors import MethodNotAllowed, PayloadTooLarge
 from berth.httpd.headers import Headers
 from berth.httpd.request import Request
-from berth.httpd.response import Response, dumps, empty_response, json_response, stream_response, text_response
+from berth.httpd.response import (
+    FileBody,
+    Response,
+    dumps,
+    empty_response,
+    json_response,
+    stream_response,
+    text_response,
+)
 from berth.httpd.router import Router
 from berth.httpd.server import Address, Server, default_error_handler, serve
 
 __all__ = [
     "Address",
     "ErrorHandler",
+    "FileBody",
     "Handler",
     "Headers",
     "MethodNotAllowed",

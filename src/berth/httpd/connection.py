@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +30,7 @@ import h11
 
 from berth.errors import BerthError
 from berth.httpd.request import Request
-from berth.httpd.response import Response, dumps
+from berth.httpd.response import FileBody, Response, dumps
 
 if TYPE_CHECKING:
     from berth.httpd.server import Server
@@ -41,6 +42,7 @@ ErrorHandler = Callable[[Request, BerthError], Response]
 
 MAX_HEAD = 1 << 20  # Go's http.DefaultMaxHeaderBytes: build's X-Registry-Config can be large
 READ_HIGH = 1 << 18  # stop reading from a client that sends this much ahead of what we parse
+_FILE_CHUNK = 1 << 20  # a FileBody copied through memory (TLS) goes in pieces this large
 DRAIN_LIMIT = 1 << 16  # unread body we swallow to keep a connection alive; more and we close
 _NO_BODY_STATUS = frozenset((204, 304))
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStatus}
@@ -249,7 +251,50 @@ class Connection(asyncio.Protocol):
             self._write(out + data if data and not head_only else out)
             await self._drain()
             return True
+        if isinstance(body, FileBody):
+            return await self._send_file(response, body, head_only)
         return await self._send_stream(response, body, head_only)
+
+    async def _send_file(self, response: Response, body: FileBody, head_only: bool) -> bool:
+        try:
+            extra = "" if _has(response.headers, "content-length") else f"Content-Length: {body.length}\r\n"
+            self._write(self._head(response.status, response.headers, extra))
+            if head_only:
+                return True
+            transport = self.transport
+            if transport is None or self._lost:
+                return False
+            self._streaming = True
+            try:
+                with open(body.fd, "rb", buffering=0, closefd=False) as f:
+                    sent = await self._loop.sendfile(transport, f, body.offset, body.length, fallback=False)
+            except RuntimeError:  # no native sendfile on this transport (TLS): copy through memory
+                sent = await self._copy_file(body)
+            return sent == body.length  # a file cut short: the client must see the body incomplete
+        except asyncio.CancelledError:
+            if not self._gone_cancel:
+                raise
+            t = asyncio.current_task()
+            if t is not None:
+                t.uncancel()
+            return False
+        except (ConnectionError, _ClientGone):
+            return False
+        finally:
+            self._streaming = False
+            body.close()
+
+    async def _copy_file(self, body: FileBody) -> int:
+        pos, left = body.offset, body.length
+        while left > 0:
+            chunk = os.pread(body.fd, min(_FILE_CHUNK, left), pos)
+            if not chunk:
+                break
+            self._write(chunk)
+            await self._drain()
+            pos += len(chunk)
+            left -= len(chunk)
+        return body.length - left
 
     def _head(self, status: int, headers: list[tuple[str, str]], extra: str) -> bytes:
         lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
@@ -262,7 +307,9 @@ class Connection(asyncio.Protocol):
 
     async def _send_stream(self, response: Response, body: AsyncIterator[bytes], head_only: bool) -> bool:
         # Only a streamed body is cancelled by a vanishing client; a plain one just fails to write.
-        if self._http11:
+        if _has(response.headers, "content-length"):
+            extra = ""  # the handler knows the length: the body goes as is (HTTP forbids both)
+        elif self._http11:
             extra = "Transfer-Encoding: chunked\r\n"
         else:
             extra = ""  # HTTP/1.0 knows no chunking: the body ends when the connection does
@@ -279,13 +326,15 @@ class Connection(asyncio.Protocol):
             self._write(head)
             return True
         self._write(head)
-        chunked = self._http11
+        chunked = extra.startswith("Transfer-Encoding")
+        sent = 0
         self._streaming = True
         finished = False
         try:
             async for chunk in body:
                 if chunk:
                     self._write(b"".join((b"%x\r\n" % len(chunk), chunk, b"\r\n")) if chunked else chunk)
+                    sent += len(chunk)
                     await self._drain()
             finished = True
         except asyncio.CancelledError:
@@ -307,7 +356,9 @@ class Connection(asyncio.Protocol):
                 await _aclose(body)
         if chunked:
             self._write(b"0\r\n\r\n")
-        return True
+            return True
+        length = _header(response.headers, "content-length")
+        return length is None or length == str(sent)  # short of its Content-Length: close
 
     async def _finish_request_body(self) -> bool:
         """Read what the handler left of the request body, if it is small, to keep the connection."""
@@ -375,6 +426,10 @@ class Connection(asyncio.Protocol):
             self.task.cancel()
         elif self.transport is not None:
             self.transport.close()
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    return next((v.strip() for k, v in headers if k.lower() == name), None)
 
 
 def _has(headers: list[tuple[str, str]], name: str) -> bool:

@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Iterable
 
-Body = bytes | AsyncIterator[bytes] | None
+
+class FileBody:
+    """`length` bytes of an open file from `offset`, sent with Content-Length.
+
+    Over a plain socket (unix or TCP) the kernel copies them (sendfile(2)); over TLS they are
+    read and written in large pieces. The response owns `fd`: it is closed once sent or dropped.
+    """
+
+    __slots__ = ("fd", "length", "offset")
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self.fd, self.offset, self.length = fd, offset, length
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+Body = bytes | AsyncIterator[bytes] | FileBody | None
 
 
 class Response:
     """What a handler returns.
 
-    A `bytes` body is sent with Content-Length. An async-iterator body is sent with
-    Transfer-Encoding: chunked, one chunk per item, each written to the socket as soon as it is
-    yielded (Docker clients rely on that for progress streams and for `wait`, whose headers must
-    arrive before its body). If the client goes away mid-stream the iterator is closed (`aclose`),
-    so a generator's `finally` runs.
+    A `bytes` body, or a `FileBody`, is sent with Content-Length. An async-iterator body is sent
+    with Transfer-Encoding: chunked (as is, if the handler set Content-Length), one chunk per item,
+    each written to the socket as soon as it is yielded (Docker clients rely on that for progress
+    streams and for `wait`, whose headers must arrive before its body). If the client goes away
+    mid-stream the iterator is closed (`aclose`), so a generator's `finally` runs.
     """
 
     __slots__ = ("body", "headers", "status")

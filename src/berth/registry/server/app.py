@@ -10,11 +10,10 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, quote, urlparse
 
 from berth.errors import BerthError, InvalidArgument
-from berth.httpd import Request, Response, Router, dumps, empty_response
+from berth.httpd import FileBody, Request, Response, Router, dumps, empty_response
 from berth.oci.digest import Digest
 from berth.registry import errors as rerr
 from berth.registry.names import valid_name, valid_tag
@@ -27,7 +26,6 @@ log = logging.getLogger("berth.registry")
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 JSON = ("Content-Type", "application/json")
-_READ = 4 << 20           # chunk size when streaming blobs out (fewer, larger writes)
 _SMALL = 1 << 20          # blobs up to this size are sent in one write
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _STATUS_CODES = {400: "UNSUPPORTED", 401: "UNAUTHORIZED", 403: "DENIED", 404: "NOT_FOUND", 405: "UNSUPPORTED",
@@ -279,7 +277,7 @@ class RegistryApp:
             finally:
                 os.close(fd)
             return Response(status, headers, data)
-        return Response(status, headers, _read_file(fd, start, length))
+        return Response(status, headers, FileBody(fd, start, length))  # sendfile(2) where it can
 
     async def delete_blob(self, request: Request) -> Response:
         name = _name(request)
@@ -437,20 +435,6 @@ def _parse_range(value: str, size: int) -> tuple[int, int]:
     if start >= size or end < start:
         raise bad
     return start, min(end, size - 1)
-
-
-async def _read_file(fd: int, start: int, length: int) -> AsyncIterator[bytes]:
-    try:
-        pos, left = start, length
-        while left > 0:
-            chunk = os.pread(fd, min(_READ, left), pos)
-            if not chunk:
-                break
-            pos += len(chunk)
-            left -= len(chunk)
-            yield chunk
-    finally:
-        os.close(fd)
 
 
 def token_path_of(realm: str) -> str:
