@@ -7,6 +7,9 @@ import os
 
 from berth import fastjson
 
+# the key docker stores Docker Hub's credentials under
+INDEX_SERVER = "https://index.docker.io/v1/"
+
 
 class ConfigFile:
     def __init__(self, path: str, data: dict[str, object]) -> None:

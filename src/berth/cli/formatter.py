@@ -172,7 +172,7 @@ class ContainerContext(Context):
             trunc = truncate_id(str(self.c.get("ImageID") or ""))
             if trunc == truncate_id(image):
                 return trunc
-            from berth.cli.reference import parse_normalized
+            from berth.oci.reference import parse as parse_normalized
 
             try:
                 ref = parse_normalized(image)
@@ -327,7 +327,7 @@ class ImageContext(Context):
 
 def image_rows(images: list[dict[str, object]], trunc: bool, digest_flag: bool, fmt: str) -> list[ImageContext]:
     """One row per repository:tag (and digest when asked), as docker's imageFormat expands them."""
-    from berth.cli.reference import parse_normalized
+    from berth.oci.reference import parse as parse_normalized
 
     need_digest = digest_flag or "{{.Digest}}" in fmt
     rows: list[ImageContext] = []

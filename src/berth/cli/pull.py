@@ -6,13 +6,15 @@ import os
 from collections.abc import Callable
 
 from berth.cli.app import Cli
-from berth.cli.config import encode_auth
+from berth.cli.config import INDEX_SERVER, encode_auth
 from berth.cli.jsonmessage import display_stream
-from berth.cli.reference import Reference, parse_normalized
+from berth.oci.reference import DEFAULT_DOMAIN, Reference
+from berth.oci.reference import parse as parse_normalized
 
 
 def registry_auth(cli: Cli, ref: Reference) -> str:
-    return encode_auth(cli.config.get_auth(ref.auth_key()))
+    """The X-Registry-Auth header for `ref`'s registry, from the config file's `auths`."""
+    return encode_auth(cli.config.get_auth(INDEX_SERVER if ref.domain == DEFAULT_DOMAIN else ref.domain))
 
 
 def stream_writer(cli: Cli, to_stderr: bool) -> tuple[Callable[[str], None], bool, int]:

@@ -2,15 +2,16 @@
 
 `busybox` → `docker.io/library/busybox:latest`; `localhost:5000/a/b:tag`; `name@sha256:…`.
 `Reference.familiar()` gives back the short form Docker prints (`busybox:latest`).
+
+The CLI imports this on its start path, so it stays light: no dataclasses, patterns compiled on
+first use, the digest module only for a reference that has a digest.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from berth.errors import InvalidArgument
-from berth.oci.digest import Digest
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
@@ -27,21 +28,48 @@ _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|{_IPV6})(?::[0-9]+
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 
-_REFERENCE_RE = re.compile(
-    rf"^((?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::({_TAG}))?(?:@({_DIGEST}))?$"
-)
-_ANCHORED_ID = re.compile(r"^[a-f0-9]{64}$")
-_TAG_RE = re.compile(rf"^{_TAG}$")
+_SOURCES = {
+    "reference": rf"^((?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)(?::({_TAG}))?(?:@({_DIGEST}))?$",
+    "id": r"^[a-f0-9]{64}$",
+    "tag": rf"^{_TAG}$",
+}
+_compiled: dict[str, re.Pattern[str]] = {}
 
 
-@dataclass(frozen=True, slots=True)
+def _re(name: str) -> re.Pattern[str]:
+    pat = _compiled.get(name)
+    if pat is None:
+        pat = _compiled[name] = re.compile(_SOURCES[name])
+    return pat
+
+
 class Reference:
-    """A normalised reference: `domain/path` plus an optional tag and/or digest."""
+    """A normalised reference: `domain/path` plus an optional tag and/or digest. Immutable."""
 
+    __slots__ = ("digest", "domain", "path", "tag")
     domain: str
     path: str
-    tag: str | None = None
-    digest: str | None = None
+    tag: str | None
+    digest: str | None
+
+    def __init__(self, domain: str, path: str, tag: str | None = None, digest: str | None = None) -> None:
+        for k, v in (("domain", domain), ("path", path), ("tag", tag), ("digest", digest)):
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def _key(self) -> tuple[str, str, str | None, str | None]:
+        return self.domain, self.path, self.tag, self.digest
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reference) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Reference(domain={self.domain!r}, path={self.path!r}, tag={self.tag!r}, digest={self.digest!r})"
 
     @property
     def name(self) -> str:
@@ -86,7 +114,7 @@ class Reference:
 
 
 def validate_tag(tag: str) -> None:
-    if not _TAG_RE.match(tag):
+    if not _re("tag").match(tag):
         raise InvalidArgument(f"invalid tag format: {tag!r}" if tag else "invalid reference format")
 
 
@@ -108,19 +136,21 @@ def parse(text: str) -> Reference:
     """Parse a reference as Docker's `ParseNormalizedNamed` does; InvalidArgument with Docker's messages."""
     if not text:
         raise InvalidArgument("invalid reference format")
-    if _ANCHORED_ID.match(text):
+    if _re("id").match(text):
         raise InvalidArgument(f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings")
     domain, remainder = _split_domain(text)
     remote = remainder.split(":", 1)[0]
     if remote.lower() != remote:
         raise InvalidArgument(f"invalid reference format: repository name ({remote}) must be lowercase")
-    m = _REFERENCE_RE.match(f"{domain}/{remainder}")
+    m = _re("reference").match(f"{domain}/{remainder}")
     if not m:
         raise InvalidArgument("invalid reference format")
     name, tag, digest = m.group(1), m.group(2), m.group(3)
     if len(name) > NAME_MAX:
         raise InvalidArgument(f"invalid reference format: repository name must not be more than {NAME_MAX} characters")
     if digest is not None:
+        from berth.oci.digest import Digest
+
         Digest.parse(digest)  # only sha256/sha512 of the right length are usable as content addresses
     return Reference(domain, name[len(domain) + 1:], tag, digest)
 
@@ -131,4 +161,4 @@ def parse_tagged(text: str) -> Reference:
 
 
 def is_full_id(text: str) -> bool:
-    return bool(_ANCHORED_ID.match(text.removeprefix("sha256:")))
+    return bool(_re("id").match(text.removeprefix("sha256:")))

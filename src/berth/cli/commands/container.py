@@ -309,13 +309,13 @@ def commit(cli: Cli, path: str, argv: list[str]) -> int:
     o, args = p
     repo = tag = ""
     if len(args) > 1:
-        from berth.cli.reference import parse_normalized
+        from berth.oci.reference import parse as parse_normalized
 
         ref = parse_normalized(args[1])
         if ref.digest:
             raise StatusError(1, "refusing to create a tag with a digest reference")
         ref = ref.with_default_tag()
-        repo, tag = ref.name, ref.tag
+        repo, tag = ref.name, ref.tag or ""
     params: dict[str, object] = {"container": args[0], "repo": repo, "tag": tag, "comment": o.message,
                                  "author": o.author, "changes": o.change or None}
     if not o.pause or o.no_pause:

@@ -15,6 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+    from berth.oci.reference import Reference
+
 
 def images(cli: Cli, path: str, argv: list[str]) -> int:
     p = _parse(cli, path, "[OPTIONS] [REPOSITORY[:TAG]]", [
@@ -94,8 +96,8 @@ def tag(cli: Cli, path: str, argv: list[str]) -> int:
                "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", exact=2)
     if p is None:
         return 0
-    from berth.cli.reference import parse_normalized
     from berth.errors import InvalidArgument
+    from berth.oci.reference import parse as parse_normalized
 
     source, target = p[1]
     try:
@@ -143,15 +145,38 @@ def _file_chunks(f: object, size: int = 1 << 20):
         yield data
 
 
-def _display(cli: Cli, stream: object, to_stderr: bool = False) -> None:
+def _display(cli: Cli, stream: object, to_stderr: bool = False, quiet: bool = False) -> None:
+    """Render a progress stream (or, quiet, only check it for an error); an error exits 1."""
     from berth.cli.jsonmessage import JSONMessageError, display_stream
     from berth.cli.pull import stream_writer
 
-    write, tty, width = stream_writer(cli, to_stderr)
+    if quiet:
+        write, tty, width = (lambda s: None), False, 200
+    else:
+        write, tty, width = stream_writer(cli, to_stderr)
     try:
         display_stream(stream, write, tty, width)  # type: ignore[arg-type]
     except JSONMessageError as e:
         raise StatusError(1, e.message) from None
+
+
+def _registry_ref(cli: Cli, text: str, all_tags: bool, quiet: bool) -> Reference:
+    """The reference pull and push work on: normalized, with "latest" added unless --all-tags."""
+    from berth.errors import InvalidArgument
+    from berth.oci.reference import parse as parse_normalized
+
+    try:
+        ref = parse_normalized(text)
+    except InvalidArgument as e:
+        raise StatusError(1, str(e)) from None
+    name_only = not ref.tag and not ref.digest
+    if all_tags and not name_only:
+        raise StatusError(1, "tag can't be used with --all-tags/-a")
+    if not all_tags and name_only:
+        ref = ref.with_default_tag()
+        if not quiet:
+            cli.out(f"Using default tag: {ref.tag}")
+    return ref
 
 
 def load(cli: Cli, path: str, argv: list[str]) -> int:
@@ -210,8 +235,8 @@ def import_(cli: Cli, path: str, argv: list[str]) -> int:
     source = args[0]
     ref = args[1] if len(args) > 1 else ""
     if ref:
-        from berth.cli.reference import parse_normalized
         from berth.errors import InvalidArgument
+        from berth.oci.reference import parse as parse_normalized
 
         try:
             parse_normalized(ref)
@@ -366,40 +391,14 @@ def pull(cli: Cli, path: str, argv: list[str]) -> int:
     if p is None:
         return 0
     o, args = p
-    from berth.cli.pull import registry_auth, stream_writer
-    from berth.cli.reference import parse_normalized
-    from berth.errors import InvalidArgument
+    from berth.cli.pull import registry_auth
 
-    try:
-        ref = parse_normalized(args[0])
-    except InvalidArgument as e:
-        raise StatusError(1, str(e)) from None
-    name_only = not ref.tag and not ref.digest
-    if o.all_tags and not name_only:
-        raise StatusError(1, "tag can't be used with --all-tags/-a")
-    if not o.all_tags and name_only:
-        ref = ref.with_default_tag()
-        if not o.quiet:
-            cli.out(f"Using default tag: {ref.tag}")
+    ref = _registry_ref(cli, args[0], o.all_tags, o.quiet)
     params: dict[str, object] = {"fromImage": ref.name, "tag": (ref.digest or ref.tag) or None,
                                  "platform": o.platform or None}
     stream = cli.client.stream_json("POST", "/images/create", params,
                                     headers={"X-Registry-Auth": registry_auth(cli, ref)})
-    if o.quiet:
-        from berth.cli.jsonmessage import JSONMessageError, display_stream
-
-        try:
-            display_stream(stream, lambda s: None, False)
-        except JSONMessageError as e:
-            raise StatusError(1, e.message) from None
-    else:
-        write, tty, width = stream_writer(cli, False)
-        from berth.cli.jsonmessage import JSONMessageError, display_stream
-
-        try:
-            display_stream(stream, write, tty, width)
-        except JSONMessageError as e:
-            raise StatusError(1, e.message) from None
+    _display(cli, stream, quiet=o.quiet)
     cli.out(str(ref))
     return 0
 
@@ -415,22 +414,10 @@ def push(cli: Cli, path: str, argv: list[str]) -> int:
         return 0
     o, args = p
     from berth.cli.pull import registry_auth
-    from berth.cli.reference import parse_normalized
-    from berth.errors import InvalidArgument
 
-    try:
-        ref = parse_normalized(args[0])
-    except InvalidArgument as e:
-        raise StatusError(1, str(e)) from None
-    name_only = not ref.tag and not ref.digest
-    if o.all_tags and not name_only:
-        raise StatusError(1, "tag can't be used with --all-tags/-a")
+    ref = _registry_ref(cli, args[0], o.all_tags, o.quiet)
     if ref.digest:
         raise StatusError(1, "cannot push a digest reference")
-    if not o.all_tags and name_only:
-        ref = ref.with_default_tag()
-        if not o.quiet:
-            cli.out(f"Using default tag: {ref.tag}")
     params: dict[str, object] = {"tag": ref.tag if not o.all_tags else None}
     if o.platform:
         import json
@@ -438,16 +425,9 @@ def push(cli: Cli, path: str, argv: list[str]) -> int:
         params["platform"] = json.dumps(_platform(o.platform), separators=(",", ":"))
     resp = cli.client.request("POST", f"/images/{ref.name}/push", params,
                               headers={"X-Registry-Auth": registry_auth(cli, ref)})
+    _display(cli, resp.iter_json(), quiet=o.quiet)
     if o.quiet:
-        from berth.cli.jsonmessage import JSONMessageError, display_stream
-
-        try:
-            display_stream(resp.iter_json(), lambda s: None, False)
-        except JSONMessageError as e:
-            raise StatusError(1, e.message) from None
         cli.out(str(ref))
-        return 0
-    _display(cli, resp.iter_json())
     return 0
 
 

@@ -7,8 +7,8 @@ import sys
 
 from berth.cli.app import Cli, StatusError
 from berth.cli.commands.container import _parse
+from berth.cli.config import INDEX_SERVER
 from berth.cli.flags import BOOL, INT, LIST, STRING, Flag
-from berth.cli.reference import INDEX_SERVER
 from berth.client.errors import DaemonError
 
 
@@ -108,7 +108,7 @@ def search(cli: Cli, path: str, argv: list[str]) -> int:
     o, args = p
     from berth.cli.formatter import Context, ellipsis, render
     from berth.cli.pull import registry_auth
-    from berth.cli.reference import parse_normalized
+    from berth.oci.reference import parse as parse_normalized
 
     term = args[0]
     params: dict[str, object] = {"term": term, "filters": to_json(o.filter)}

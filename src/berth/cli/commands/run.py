@@ -91,7 +91,7 @@ def create_container(cli: Cli, o: Values, body: dict[str, object]) -> str:
     """POST /containers/create, pulling on 404 (`--pull missing`) or first (`--pull always`)."""
     _adjust_for_version(cli, body, o.platform)
     from berth.cli.pull import pull_image
-    from berth.cli.reference import parse_normalized
+    from berth.oci.reference import parse as parse_normalized
 
     cidfile = o.cidfile
     if cidfile:

@@ -7,6 +7,7 @@ import sys
 
 from berth.cli.app import Cli, StatusError
 from berth.cli.commands.container import _parse, confirm
+from berth.cli.config import INDEX_SERVER
 from berth.cli.filters import parse_filter, to_json
 from berth.cli.flags import BOOL, LIST, STRING, Flag
 from berth.client.errors import DaemonError
@@ -281,7 +282,7 @@ def _server_info(i: dict[str, object], cli: Cli) -> list[str]:
     nonempty(" HTTP Proxy:", "HttpProxy")
     nonempty(" HTTPS Proxy:", "HttpsProxy")
     nonempty(" No Proxy:", "NoProxy")
-    user = cli.config.get_auth("https://index.docker.io/v1/").get("username", "")
+    user = cli.config.get_auth(INDEX_SERVER).get("username", "")
     if user:
         out.append(_ln(" Username:", user))
     labels = g("Labels") or []
