@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cli.dockerd import DOCKER, Dockerd, session_fixture
 from tests.cli.stub import Stub
+from tests.dockerd import DOCKER, Dockerd, session_fixture
 
 BERTH = [sys.executable, "-m", "berth.cli.main"]
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.cli.conftest import run_berth, run_docker
-from tests.cli.dockerd import Dockerd
+from tests.dockerd import Dockerd
 
 pytestmark = pytest.mark.root
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cli.conftest import BERTH, run_berth, run_docker
-from tests.cli.dockerd import Dockerd
+from tests.dockerd import Dockerd
 
 pytestmark = pytest.mark.root
 

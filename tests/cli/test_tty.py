@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cli.conftest import BERTH
-from tests.cli.dockerd import Dockerd
+from tests.dockerd import Dockerd
 
 pytestmark = pytest.mark.root
 

@@ -28,12 +28,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tarfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +40,7 @@ import pytest
 
 from berth.daemon.createconfig import DaemonOptions
 from berth.daemon.spec import ContainerView, build, normalize, resources_update
-from tests import leaks
+from tests.dockerd import Dockerd
 from tests.rootfs import make_busybox_rootfs
 
 DOCKER = shutil.which("docker", path="/usr/local/bin") or shutil.which("docker")
@@ -153,22 +151,11 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
     with open(runtime, "w") as f:
         f.write(CAPTURE_RUNTIME.replace("{capture}", capture))
     os.chmod(runtime, 0o755)
-    sock = os.path.join(base, "docker.sock")
-    log = open(os.path.join(base, "log"), "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        ["dockerd", "--data-root", os.path.join(base, "root"), "--exec-root", os.path.join(base, "exec"),
-         "--pidfile", os.path.join(base, "pid"), "-H", f"unix://{sock}", "--bridge=none", "--iptables=false",
-         "--ip6tables=false", "--log-level=error", "--add-runtime", f"capture={runtime}",
-         "--default-runtime", "capture"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    leaks.allow_pid(proc.pid)
+    dockerd = Dockerd(base, extra_args=("--add-runtime", f"capture={runtime}", "--default-runtime", "capture"))
+    sock = dockerd.sock
     relay = None
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(sock):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                with open(os.path.join(base, "log")) as f:
-                    raise RuntimeError("dockerd did not start: " + f.read()[-2000:])
-            time.sleep(0.1)
+        dockerd.start()
         relay = Relay(os.path.join(base, "relay.sock"), sock)
         rootfs = make_busybox_rootfs(os.path.join(base, "bbroot"))
         tar = os.path.join(base, "busybox.tar")
@@ -184,18 +171,7 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Docker]:
     finally:
         if relay is not None:
             relay.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-        leaks.disallow_pid(proc.pid)
-        with open("/proc/self/mountinfo") as f:
-            left = [line.split()[4] for line in f if line.split()[4].startswith(base)]
-        for mp in sorted(left, key=len, reverse=True):
-            subprocess.run(["umount", "-l", mp], capture_output=True)
+        dockerd.stop()
 
 
 def options(d: Docker) -> DaemonOptions:

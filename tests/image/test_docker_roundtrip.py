@@ -1,18 +1,17 @@
 """berth's `save` loads into real Docker and Docker's `save` loads back into berth (a private dockerd:
-its own data root, exec root, pidfile and socket under tmp_path, no host networking touched)."""
+tests/dockerd.py: its own roots and socket, no host networking touched)."""
 
 import io
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from berth.image.service import ImageService
+from tests.dockerd import Dockerd, available
 
 pytestmark = [pytest.mark.root, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("dockerd") is None, reason="docker.io is not installed")]
@@ -20,29 +19,16 @@ pytestmark = [pytest.mark.root, pytest.mark.slow,
 
 @pytest.fixture
 def dockerd(tmp_path) -> Iterator[str]:
-    base = tmp_path / "d"
-    base.mkdir()
-    sock = str(base / "docker.sock")
-    log = open(base / "log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        ["dockerd", "--data-root", str(base / "root"), "--exec-root", str(base / "exec"), "--pidfile",
-         str(base / "pid"), "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip6tables=false",
-         "--log-level=error"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    why = available()
+    if why:
+        pytest.skip(why)
+    d = Dockerd(str(tmp_path / "d"))
+    os.makedirs(d.base, exist_ok=True)
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(sock):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("dockerd did not start: " + (base / "log").read_text()[-2000:])
-            time.sleep(0.1)
-        yield sock
+        d.start()
+        yield d.sock
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        d.stop()
 
 
 def _docker(sock: str, *args: str, stdin: bytes | None = None) -> bytes:

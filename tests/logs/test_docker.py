@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from berth.logs import JSONFileWriter
 from berth.logs.jsonline import format_time, parse_time
 from berth.logs.reader import read_all
+from tests.dockerd import Dockerd, available
 
 pytestmark = [pytest.mark.root, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("dockerd") is None, reason="docker.io is not installed")]
@@ -47,30 +47,17 @@ TIME = re.compile(rb'"time":"[^"]*"')
 @pytest.fixture
 def docker(tmp_path) -> Iterator[tuple[str, str]]:
     """(docker CLI socket, data root) of a private dockerd with busybox imported as bb:1."""
-    base = tmp_path / "d"
-    base.mkdir()
-    sock = str(base / "docker.sock")
-    log = open(base / "log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        ["dockerd", "--data-root", str(base / "root"), "--exec-root", str(base / "exec"), "--pidfile",
-         str(base / "pid"), "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip6tables=false",
-         "--log-level=error"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    why = available()
+    if why:
+        pytest.skip(why)
+    d = Dockerd(str(tmp_path / "d"))
+    os.makedirs(d.base, exist_ok=True)
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(sock):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("dockerd did not start: " + (base / "log").read_text()[-2000:])
-            time.sleep(0.1)
-        run(sock, "import", BUSYBOX, "bb:1")
-        yield sock, str(base / "root")
+        d.start()
+        run(d.sock, "import", BUSYBOX, "bb:1")
+        yield d.sock, d.data_root
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        d.stop()
 
 
 def run(sock: str, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests import leaks
+from tests.dockerd import Dockerd
 from tests.registry.conftest import start_registry
 from tests.registry.helpers import RegistryProcess, layout, run
 
@@ -25,32 +23,13 @@ pytestmark = [
 
 @pytest.fixture
 def dockerd(tmp_path) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
-    d = tmp_path / "dockerd"
-    d.mkdir()
-    # a short exec root: containerd's sockets live there, and unix socket paths stop at 108 bytes
-    exec_root = f"/tmp/{leaks.name('bx')}"
-    sock = d / "sock"
-    ns = leaks.name("berth-reg")
-    proc = subprocess.Popen(
-        ["dockerd", "--data-root", str(d / "root"), "--exec-root", exec_root, "--pidfile", str(d / "pid"),
-         "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip6tables=false",
-         "--containerd-namespace", ns, "--containerd-plugins-namespace", ns + "p"],
-        stdout=subprocess.DEVNULL, stderr=(d / "log").open("w"))
-    env = dict(os.environ, DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=str(d / "config"))
+    d = Dockerd(str(tmp_path / "dockerd"))
+    os.makedirs(d.base, exist_ok=True)
     try:
-        deadline = time.monotonic() + 30
-        while run(["docker", "version"], env=env).returncode != 0:
-            assert proc.poll() is None and time.monotonic() < deadline, (d / "log").read_text()
-            time.sleep(0.2)
-        yield env
+        d.start()
+        yield d.env
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(exec_root, ignore_errors=True)
+        d.stop()
 
 
 def _load_busybox(env: dict[str, str], tmp_path) -> str:  # type: ignore[no-untyped-def]

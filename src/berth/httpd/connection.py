@@ -271,12 +271,8 @@ class Connection(asyncio.Protocol):
             except RuntimeError:  # no native sendfile on this transport (TLS): copy through memory
                 sent = await self._copy_file(body)
             return sent == body.length  # a file cut short: the client must see the body incomplete
-        except asyncio.CancelledError:
-            if not self._gone_cancel:
-                raise
-            t = asyncio.current_task()
-            if t is not None:
-                t.uncancel()
+        except asyncio.CancelledError as e:
+            self._absorb_gone_cancel(e)
             return False
         except (ConnectionError, _ClientGone):
             return False
@@ -337,12 +333,8 @@ class Connection(asyncio.Protocol):
                     sent += len(chunk)
                     await self._drain()
             finished = True
-        except asyncio.CancelledError:
-            if not self._gone_cancel:
-                raise
-            t = asyncio.current_task()
-            if t is not None:
-                t.uncancel()
+        except asyncio.CancelledError as e:
+            self._absorb_gone_cancel(e)
             return False
         except (ConnectionError, _ClientGone):
             return False
@@ -414,6 +406,15 @@ class Connection(asyncio.Protocol):
         w = self._data_waiter
         if w is not None and not w.done():
             w.set_result(None)
+
+    def _absorb_gone_cancel(self, e: asyncio.CancelledError) -> None:
+        """In `except CancelledError` around a response: re-raise unless it is the cancel
+        `_client_gone` sent, which is taken back so the task can end the connection itself."""
+        if not self._gone_cancel:
+            raise e
+        t = asyncio.current_task()
+        if t is not None:
+            t.uncancel()
 
     def _client_gone(self) -> None:
         if self._streaming and not self._gone_cancel and self.task is not None:

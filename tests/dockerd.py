@@ -1,4 +1,4 @@
-"""A private Docker daemon (Debian's dockerd 20.10) as the oracle for the CLI and client tests.
+"""A private Docker daemon (Debian's dockerd 20.10): the oracle for the tests that compare with Docker.
 
 It never touches /var/run/docker.sock: its socket, data root and exec root are its own, its names carry
 the test session token, the bridge and iptables are off (containers run with `--network none`), and a
@@ -33,8 +33,10 @@ def available() -> str | None:
 
 
 class Dockerd:
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, extra_args: tuple[str, ...] = ()) -> None:
         self.base = base
+        self.extra_args = extra_args  # more dockerd flags (e.g. --add-runtime)
+        self.data_root = os.path.join(base, "root")
         # containerd's sockets live in the exec root and unix socket paths stop at 108 bytes: keep it short
         self.exec_root = f"/tmp/{leaks.name('bcx')}"
         self.sock = os.path.join(base, "docker.sock")
@@ -62,10 +64,10 @@ class Dockerd:
             f.write("{}")
         ns = leaks.name("berth-cli")
         self.proc = subprocess.Popen(
-            ["dockerd", "--data-root", os.path.join(self.base, "root"), "--exec-root", self.exec_root,
+            ["dockerd", "--data-root", self.data_root, "--exec-root", self.exec_root,
              "--pidfile", os.path.join(self.base, "dockerd.pid"), "-H", self.host, "--config-file", cfg,
              "--bridge=none", "--iptables=false", "--ip6tables=false",
-             "--containerd-namespace", ns, "--containerd-plugins-namespace", ns + "p"],
+             "--containerd-namespace", ns, "--containerd-plugins-namespace", ns + "p", *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=self._log(), start_new_session=True)
         os.close(self._log_fd)
         leaks.allow_pid(self.proc.pid)
@@ -109,6 +111,12 @@ class Dockerd:
             self.proc.wait()
         leaks.disallow_pid(self.proc.pid)
         self.proc = None
+        # what dockerd left mounted (e.g. the host netns it binds under its exec root on first use)
+        with open("/proc/self/mountinfo") as f:
+            left = [line.split()[4] for line in f
+                    if line.split()[4].startswith((self.exec_root + "/", self.base + "/"))]
+        for mp in sorted(left, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mp], capture_output=True)
         shutil.rmtree(self.exec_root, ignore_errors=True)
 
 
