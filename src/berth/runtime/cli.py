@@ -527,26 +527,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
     import gc
 
     gc.disable()  # a run lasts milliseconds: collection passes only cost time
-    if _starts_a_process(sys.argv[1:]):
-        from berth.runtime import attachwarm
-
-        attachwarm.start()
     try:
-        _main(sys.argv[1:])
+        _main(sys.argv[1:], warm=True)
     except SystemExit as e:
         _exit(e.code if isinstance(e.code, int) else (0 if e.code is None else 1))
     _exit(0)
 
 
-def _starts_a_process(argv: list[str]) -> bool:
-    try:
-        _, rest = parse_flags(argv, GLOBAL_FLAGS, stop_at_positional=True)
-    except UsageError:
-        return False
-    return bool(rest) and rest[0] in ("run", "create", "exec")
-
-
-def _main(argv: list[str]) -> NoReturn:
+def _main(argv: list[str], warm: bool = False) -> NoReturn:
+    """`warm`: as the program (not a library call), start the cgroup-attach warm-up (attachwarm)."""
     log = Logger(None, "text")
     cmd = "?"
     try:
@@ -562,6 +551,10 @@ def _main(argv: list[str]) -> NoReturn:
         cmd = rest[0]
         if cmd not in COMMANDS:
             raise UsageError(f"No help topic for '{cmd}'")
+        if warm and cmd in ("run", "create", "exec"):
+            from berth.runtime import attachwarm
+
+            attachwarm.start()
         # exec: flags come before the id; everything after the id is the command and its flags
         f, args = parse_flags(rest[1:], COMMANDS[cmd], stop_at_positional=cmd == "exec")
         sys.exit(HANDLERS[cmd](g, f, args))
