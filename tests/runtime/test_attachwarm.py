@@ -55,6 +55,36 @@ def test_clone_while_another_thread_wants_the_gil_does_not_hang() -> None:
     assert r.stdout.strip() == "done"
 
 
+@needs_root
+def test_child_of_clone_switches_user_while_another_thread_lives() -> None:
+    # glibc's set*id wrappers signal every thread glibc knows of and wait for each to follow. After
+    # our raw clone the child still lists the parent's other threads, which do not exist there: the
+    # wrappers (os.setresuid) would wait forever. This hung 1 exec in ~10 while the warm-up ran.
+    code = textwrap.dedent("""
+        import _thread, os
+        from berth.runtime.linux import syscalls as sc
+        lock = _thread.allocate_lock()
+        lock.acquire()
+        _thread.start_new_thread(lock.acquire, ())  # a thread alive for the whole test
+        pid = sc.clone(0)
+        if pid == 0:
+            sc.setgroups([5, 6])
+            sc.setresgid(1000)
+            sc.setresuid(1000)
+            os._exit(0 if os.getresuid() == (1000,) * 3 and os.getgroups() == [5, 6] else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, 9)  # the hung child too
+        p.communicate()
+        raise
+    assert out.strip() == "0"
+
+
 def test_helper_thread_blocks_signals_and_hands_back_its_error() -> None:
     from berth.runtime import bgthread
 

@@ -134,8 +134,8 @@ def _run(ctx: InitContext) -> None:
             sc.setns(fd, nstype)
             os.close(fd)
     if ctx.userns:
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
+        sc.setresgid(0)
+        sc.setresuid(0)
     if ctx.exec_mode:
         os.chdir("/")
     else:
@@ -339,9 +339,9 @@ def _finalize(ctx: InitContext, process: dict[str, Any]) -> None:
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)
     if not ctx.userns or _setgroups_allowed():
-        os.setgroups([int(g) for g in user.get("additionalGids") or []])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
+        sc.setgroups([int(g) for g in user.get("additionalGids") or []])
+    sc.setresgid(gid)
+    sc.setresuid(uid)
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)
     capmod.apply(caps_cfg)
     if nnp:

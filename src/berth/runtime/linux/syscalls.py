@@ -96,6 +96,9 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 # x86_64 syscall numbers for calls glibc 2.36 does not wrap (or wraps unhelpfully)
 SYS_clone = 56
+SYS_setgroups = 116
+SYS_setresuid = 117
+SYS_setresgid = 119
 SYS_capget = 125
 SYS_capset = 126
 SYS_pivot_root = 155
@@ -148,6 +151,23 @@ def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old)), "pivot_root", new_root)
 
 
+# glibc's set*id wrappers make every thread it knows of switch too (POSIX semantics) and wait for
+# them. A child of our raw clone still has the parent's other threads in glibc's list, threads that
+# do not exist in the child, so the wrappers would wait forever: the child calls the kernel directly
+# (a single-threaded process, so the per-thread system calls are exactly what it needs).
+def setresuid(uid: int) -> None:
+    _check(_libc.syscall(SYS_setresuid, ctypes.c_uint(uid), ctypes.c_uint(uid), ctypes.c_uint(uid)), "setresuid")
+
+
+def setresgid(gid: int) -> None:
+    _check(_libc.syscall(SYS_setresgid, ctypes.c_uint(gid), ctypes.c_uint(gid), ctypes.c_uint(gid)), "setresgid")
+
+
+def setgroups(gids: list[int]) -> None:
+    arr = (ctypes.c_uint * max(len(gids), 1))(*gids)
+    _check(_libc.syscall(SYS_setgroups, ctypes.c_size_t(len(gids)), arr), "setgroups")
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl")
 
@@ -187,7 +207,8 @@ def clone(flags: int) -> int:
 
     Saves the second fork that unshare(CLONE_NEWPID) would need. Like os.fork it runs Python's
     before/after-fork hooks and keeps the GIL across the call, so other threads may exist as long
-    as they hold no other lock the child needs (the runtime's only do blocking cgroup writes).
+    as they hold no other lock the child needs (the runtime's only do blocking cgroup writes), and
+    the child avoids glibc's process-wide set*id wrappers (see setresuid).
     Returns 0 in the child, the child's pid (in the caller's pid namespace) in the parent.
     """
     _pyapi.PyOS_BeforeFork()
