@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Iterable
 class FileBody:
     """`length` bytes of an open file from `offset`, sent with Content-Length.
 
-    Over a plain socket (unix or TCP) the kernel copies them (sendfile(2)); over TLS they are
-    read and written in large pieces. The response owns `fd`: it is closed once sent or dropped.
+    They are read and written in pieces, without holding the file in memory (see connection's
+    _FILE_CHUNK on why not sendfile). The response owns `fd`: it is closed once sent or dropped.
     """
 
     __slots__ = ("fd", "length", "offset")

@@ -277,7 +277,7 @@ class RegistryApp:
             finally:
                 os.close(fd)
             return Response(status, headers, data)
-        return Response(status, headers, FileBody(fd, start, length))  # sendfile(2) where it can
+        return Response(status, headers, FileBody(fd, start, length))  # streamed from the file, never held whole
 
     async def delete_blob(self, request: Request) -> Response:
         name = _name(request)
