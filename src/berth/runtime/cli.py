@@ -301,14 +301,14 @@ def cmd_update(g: dict[str, Any], f: dict[str, Any], rest: list[str]) -> int:
 def cmd_features(g: dict[str, Any], f: dict[str, Any], rest: list[str]) -> int:
     import json
 
-    from berth.runtime.linux.mountopts import _FLAGS, _PROPAGATION
+    from berth.runtime.linux.mountopts import _FLAGS, _PROPAGATION, _REC_ATTRS
     from berth.runtime.linux.syscalls import NAMESPACE_FLAGS
     from berth.runtime.state import OCI_VERSION
 
     print(json.dumps({"ociVersionMin": "1.0.0", "ociVersionMax": OCI_VERSION,
                       "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
                                 "poststop"],
-                      "mountOptions": sorted([*_FLAGS, *_PROPAGATION]),
+                      "mountOptions": sorted([*_FLAGS, *_PROPAGATION, *_REC_ATTRS]),
                       "linux": {"namespaces": sorted(NAMESPACE_FLAGS)}}, indent=4))
     return 0
 

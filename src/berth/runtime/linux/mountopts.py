@@ -46,17 +46,43 @@ _PROPAGATION = {
     "unbindable": sc.MS_UNBINDABLE,
     "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
+# Recursive variants (runc's, OCI runtime-spec 1.1): the attribute goes to the whole mount tree by
+# mount_setattr(AT_RECURSIVE) after the mount. option -> (attributes to clear, attributes to set).
+# The atime attributes are one field, not bits: setting one must clear the whole field (the kernel
+# refuses a partial clear), so each atime option names its value.
+_REC_ATTRS: dict[str, tuple[int, int]] = {
+    "rro": (0, sc.MOUNT_ATTR_RDONLY),
+    "rrw": (sc.MOUNT_ATTR_RDONLY, 0),
+    "rnosuid": (0, sc.MOUNT_ATTR_NOSUID),
+    "rsuid": (sc.MOUNT_ATTR_NOSUID, 0),
+    "rnodev": (0, sc.MOUNT_ATTR_NODEV),
+    "rdev": (sc.MOUNT_ATTR_NODEV, 0),
+    "rnoexec": (0, sc.MOUNT_ATTR_NOEXEC),
+    "rexec": (sc.MOUNT_ATTR_NOEXEC, 0),
+    "rnodiratime": (0, sc.MOUNT_ATTR_NODIRATIME),
+    "rdiratime": (sc.MOUNT_ATTR_NODIRATIME, 0),
+    "rrelatime": (sc.MOUNT_ATTR__ATIME, sc.MOUNT_ATTR_RELATIME),
+    "rnorelatime": (sc.MOUNT_ATTR__ATIME, sc.MOUNT_ATTR_STRICTATIME),  # neither relatime nor noatime
+    "rnoatime": (sc.MOUNT_ATTR__ATIME, sc.MOUNT_ATTR_NOATIME),
+    "ratime": (sc.MOUNT_ATTR__ATIME, sc.MOUNT_ATTR_RELATIME),  # the kernel's default
+    "rstrictatime": (sc.MOUNT_ATTR__ATIME, sc.MOUNT_ATTR_STRICTATIME),
+    "rnostrictatime": (sc.MOUNT_ATTR__ATIME, sc.MOUNT_ATTR_RELATIME),
+    "rnosymfollow": (0, sc.MOUNT_ATTR_NOSYMFOLLOW),
+    "rsymfollow": (sc.MOUNT_ATTR_NOSYMFOLLOW, 0),
+}
 # Options runtimes accept but that need no mount(2) flag here.
-_IGNORED = {"tmpcopyup", "rro", "rrw", "idmap", "ridmap", "z", "Z"}
+_IGNORED = {"tmpcopyup", "idmap", "ridmap", "z", "Z"}
 
 
 class MountOptions:
-    __slots__ = ("data", "flags", "propagation")
+    __slots__ = ("data", "flags", "propagation", "rec_clear", "rec_set")
 
     def __init__(self) -> None:
         self.flags = 0
         self.propagation: list[int] = []
         self.data = ""
+        self.rec_set = 0  # mount_setattr attributes for the whole tree (the r* options)
+        self.rec_clear = 0
 
     @property
     def is_bind(self) -> bool:
@@ -76,6 +102,13 @@ def parse(options: list[str] | None) -> MountOptions:
             out.flags = out.flags & ~flag if clear else out.flags | flag
         elif opt in _PROPAGATION:
             out.propagation.append(_PROPAGATION[opt])
+        elif opt in _REC_ATTRS:
+            unset, set_ = _REC_ATTRS[opt]
+            if unset == sc.MOUNT_ATTR__ATIME:  # the last atime option wins
+                out.rec_clear |= unset
+                out.rec_set = (out.rec_set & ~unset) | set_
+            else:  # the last of rro/rrw (etc.) wins
+                out.rec_clear, out.rec_set = (out.rec_clear | unset) & ~set_, (out.rec_set & ~unset) | set_
         elif opt in _IGNORED:
             continue
         else:

@@ -137,6 +137,7 @@ def _mount_one(root: str, m: dict[str, Any], cgroup_plan: list[tuple[str, str]],
                     os.close(fd3)
         finally:
             os.close(fd)
+        _set_tree_attrs(root, target, opts, dest)
         return
     if mtype in ("cgroup", "cgroup2"):
         _mount_cgroups(root, dest, opts, cgroup_plan)
@@ -159,6 +160,21 @@ def _mount_one(root: str, m: dict[str, Any], cgroup_plan: list[tuple[str, str]],
         raise RootfsError(f"error mounting {source!r} to rootfs at {dest!r}: {e.strerror}") from None
     for p in opts.propagation:
         _mount_at(root, target, None, None, p, None)
+    _set_tree_attrs(root, target, opts, dest)
+
+
+def _set_tree_attrs(root: str, target: str, opts: mountopts.MountOptions, dest: str) -> None:
+    """The recursive options (rro, rnosuid, ...): one mount_setattr over the new mount and every
+    mount under it, which a remount cannot reach (Docker's read-only binds use rro since v25)."""
+    if not (opts.rec_set or opts.rec_clear):
+        return
+    fd = _open_in_root(root, target)  # opened after the mount: the fd is on the new mount's root
+    try:
+        sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, opts.rec_set, opts.rec_clear)
+    except OSError as e:
+        raise RootfsError(f"error mounting to rootfs at {dest!r}: mount_setattr: {e.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def _mount_cgroups(root: str, dest: str, opts: mountopts.MountOptions, plan: list[tuple[str, str]]) -> None:
