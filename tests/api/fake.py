@@ -306,7 +306,8 @@ class ContainersFake:
     def __init__(self, d: FakeDaemon) -> None:
         self.d = d
 
-    async def create(self, config: JSON, *, name: str | None, platform: str | None) -> JSON:
+    async def create(self, config: JSON, *, name: str | None, platform: str | None,
+                     default_ro_non_recursive: bool = False) -> JSON:
         self.d.calls.append("create")
         image = config.get("Image", "")
         if image not in KNOWN_IMAGES and image not in self.d.tags:

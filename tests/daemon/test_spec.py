@@ -332,13 +332,39 @@ def test_binds_mounts_and_tmpfs_in_dockers_order(root: str, files: dict[str, str
     # binds, then the /etc files, then tmpfs; stably by depth so a parent comes before its children
     assert [m["destination"] for m in s["mounts"][7:]] == [
         "/data", "/b", "/scratch", "/run", "/data/sub", "/opt/x", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts"]
-    assert mount(s, "/data/sub")["options"] == ["rbind", "ro", "rprivate"]
+    assert mount(s, "/data/sub")["options"] == ["rbind", "rro", "rprivate"]  # Docker >= 25: recursively
     assert mount(s, "/opt/x")["options"] == ["rbind", "rprivate"]
-    assert mount(s, "/b")["options"] == ["bind", "ro", "rprivate"]
+    assert mount(s, "/b")["options"] == ["bind", "rro", "rprivate"]
     assert mount(s, "/run") == {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
                                 "options": ["nosuid", "nodev", "rprivate", "exec", "size=2m"]}
     assert mount(s, "/scratch")["options"] == ["noexec", "nosuid", "nodev", "rprivate", "size=1m"]
     assert "rootfsPropagation" not in s["linux"]
+
+
+def test_read_only_binds_recursive_unless_asked_or_impossible(root: str, files: dict[str, str], tmp_path: Any) -> None:
+    src = str(tmp_path)
+
+    def ro_opt(bind_options: dict[str, bool] | None, *, old_api: bool = False, unsupported: str | None = None) -> str:
+        d = opts()
+        body = copy.deepcopy(CLI_BODY)
+        m: dict[str, Any] = {"Type": "bind", "Source": src, "Target": "/m", "ReadOnly": True}
+        if bind_options is not None:
+            m["BindOptions"] = bind_options
+        body["HostConfig"].update(Binds=[f"{src}:/v:ro"], Mounts=[m])
+        cfg, hc, _ = normalize(body, {"Cmd": ["sh"]}, name="n", cid=CID, daemon=d)
+        view = ContainerView(CID, "n", cfg, hc, ro_non_recursive_default=old_api, rro_unsupported=unsupported)
+        s = build(view, rootfs=root, files=files, daemon=d)
+        return f'{mount(s, "/v")["options"][1]} {mount(s, "/m")["options"][1]}'
+
+    assert ro_opt(None) == "rro rro"
+    assert ro_opt({"ReadOnlyNonRecursive": True}) == "rro ro"  # bind-recursive=writable
+    assert ro_opt({"ReadOnlyForceRecursive": True}) == "rro rro"  # bind-recursive=readonly
+    assert ro_opt(None, old_api=True) == "ro ro"  # created through API < 1.44
+    assert ro_opt(None, unsupported="rro is not supported by runtime \"x\"") == "ro ro"
+    with pytest.raises(InvalidArgument, match='rro is not supported by runtime "x"'):
+        ro_opt({"ReadOnlyForceRecursive": True}, unsupported='rro is not supported by runtime "x"')
+    with pytest.raises(InvalidArgument, match="mount options conflict"):
+        ro_opt({"ReadOnlyForceRecursive": True, "ReadOnlyNonRecursive": True})
 
 
 def _shared(path: str) -> bool:
@@ -395,7 +421,7 @@ def test_user_file_over_an_etc_file(root: str, files: dict[str, str], tmp_path: 
     open(mine, "w").close()
     s = make(root, files, Binds=[f"{mine}:/etc/hosts:ro"])
     assert mount(s, "/etc/hosts") == {"destination": "/etc/hosts", "type": "bind", "source": mine,
-                                      "options": ["rbind", "ro", "rprivate"]}
+                                      "options": ["rbind", "rro", "rprivate"]}
 
 
 def test_read_only_root(root: str, files: dict[str, str], tmp_path: Any) -> None:
@@ -403,7 +429,7 @@ def test_read_only_root(root: str, files: dict[str, str], tmp_path: Any) -> None
     os.makedirs(src)
     s = make(root, files, ReadonlyRootfs=True, Binds=[f"{src}:/rw"], Tmpfs={"/run": ""})
     assert s["root"]["readonly"] is True
-    ro = {m["destination"] for m in s["mounts"] if "ro" in m["options"]}
+    ro = {m["destination"] for m in s["mounts"] if {"ro", "rro"} & set(m["options"])}
     assert ro == {"/sys", "/sys/fs/cgroup", "/etc/resolv.conf", "/etc/hostname", "/etc/hosts"}
     assert "ro" not in mount(s, "/rw")["options"] and "ro" not in mount(s, "/run")["options"]
 

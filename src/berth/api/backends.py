@@ -113,8 +113,10 @@ class StreamSession(Protocol):
 
 
 class ContainersBackend(Protocol):
-    async def create(self, config: JSON, *, name: str | None, platform: str | None) -> JSON:
+    async def create(self, config: JSON, *, name: str | None, platform: str | None,
+                     default_ro_non_recursive: bool = False) -> JSON:
         """`config` is the whole create body (Config fields + HostConfig + NetworkingConfig).
+        `default_ro_non_recursive`: read-only binds keep submounts writable (API < 1.44).
         Returns {"Id": ..., "Warnings": [...]}. NotFound("No such image: x:tag") makes the CLI
         pull and retry; Conflict for a name in use."""
         ...

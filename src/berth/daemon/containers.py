@@ -107,7 +107,8 @@ class ContainerService:
     # ------------------------------------------------------------------------------------------------
     # create
 
-    async def create(self, config: JSON, *, name: str | None, platform: str | None) -> JSON:
+    async def create(self, config: JSON, *, name: str | None, platform: str | None,
+                     default_ro_non_recursive: bool = False) -> JSON:
         image_ref = config.get("Image") or ""
         if not image_ref:
             raise InvalidArgument("config cannot be empty in order to create a container")
@@ -153,10 +154,12 @@ class ContainerService:
             "ExecIDs": None,
             "HostConfig": hc,
             "GraphDriver": {"Name": "overlay2", "Data": None},
-            "Mounts": [],
+            "Mounts": self.spec.mount_points(hc),
             "Config": cfg,
             "NetworkSettings": {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "Networks": {}},
         }
+        if default_ro_non_recursive:
+            data["DefaultReadOnlyNonRecursive"] = True  # berth's own record, not shown by inspect
         c = Container(data, path)
         try:
             await asyncio.to_thread(self.images.prepare_rootfs, cid, image.id)
@@ -257,8 +260,10 @@ class ContainerService:
 
             mount(mounts, rootfs)
         try:
-            view = self.spec.ContainerView(id=c.id, name=c.name, config=c.config, host_config=c.host_config,
-                                           image_config={})
+            view = self.spec.ContainerView(
+                id=c.id, name=c.name, config=c.config, host_config=c.host_config, image_config={},
+                ro_non_recursive_default=bool(c.data.get("DefaultReadOnlyNonRecursive")),
+                rro_unsupported=self.runtimes.rro_unsupported(c.host_config.get("Runtime") or self.runtimes.default))
             files = {"/etc/resolv.conf": c.data["ResolvConfPath"], "/etc/hostname": c.data["HostnamePath"],
                      "/etc/hosts": c.data["HostsPath"]}
             spec = self.spec.build(view, rootfs=rootfs, files=files, daemon=self.options)

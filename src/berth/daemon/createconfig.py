@@ -530,6 +530,26 @@ def parse_bind(raw: str) -> BindSpec:
     return BindSpec(posixpath.normpath(source), posixpath.normpath(target), "ro" not in opts, propagation, mode)
 
 
+def mount_points(hc: JSON) -> list[JSON]:
+    """The container's `Mounts` as inspect and `ps` show them (moby's MountPoints, made at create):
+    each bind (-v and --mount) and each --mount tmpfs; --tmpfs entries are not listed."""
+    out: list[JSON] = []
+    for raw in hc.get("Binds") or []:
+        b = parse_bind(raw)
+        out.append({"Type": "bind", "Source": b.source, "Destination": b.destination, "Mode": b.mode,
+                    "RW": b.writable, "Propagation": b.propagation or "rprivate"})
+    for m in hc.get("Mounts") or []:
+        dest = posixpath.normpath(m["Target"])
+        if m["Type"] == "tmpfs":
+            out.append({"Type": "tmpfs", "Source": "", "Destination": dest, "Mode": "", "RW": not m.get("ReadOnly"),
+                        "Propagation": ""})
+        elif m["Type"] == "bind":
+            opts = m.get("BindOptions") or {}
+            out.append({"Type": "bind", "Source": posixpath.normpath(m["Source"]), "Destination": dest, "Mode": "",
+                        "RW": not m.get("ReadOnly"), "Propagation": opts.get("Propagation") or "rprivate"})
+    return out
+
+
 def daemon_root_propagation(source: str, propagation: str | None, data_root: str) -> bool:
     """moby validateBindDaemonRoot: a bind of the daemon's root (or of a directory holding it)
     must be rslave or rshared, so that the daemon's unmounts reach the container. True when the

@@ -141,7 +141,8 @@ class Container:
     def inspect(self) -> JSON:
         d = dict(self.data)
         d["State"] = dict(self.state, Status=self.status_word())
-        for k in ("HasBeenStartedBefore", "HasBeenManuallyStopped", "ImageRef", "ImageName"):
+        for k in ("HasBeenStartedBefore", "HasBeenManuallyStopped", "ImageRef", "ImageName",
+                  "DefaultReadOnlyNonRecursive"):
             d.pop(k, None)
         return d
 

@@ -56,6 +56,30 @@ def _last_error(stderr: str) -> str:
     return ""
 
 
+def _kernel_at_least(major: int, minor: int) -> bool:
+    try:
+        parts = os.uname().release.split("-")[0].split(".")
+        return (int(parts[0]), int(parts[1])) >= (major, minor)
+    except (ValueError, IndexError):
+        return False
+
+
+def _rro_unsupported(name: str, ext: ExternalRuntime | None) -> str | None:
+    if not _kernel_at_least(5, 12):
+        return "rro is not supported: mount_setattr is not available (kernel is older than 5.12?)"
+    if ext is None:
+        return None  # berth's own runtime
+    import json
+
+    try:
+        features = json.loads(ext.run("features", timeout=10))
+    except (BerthError, OSError, ValueError, subprocess.TimeoutExpired):
+        return f'rro is not supported by runtime "{name}": OCI features struct is not available'
+    if "rro" in (features.get("mountOptions") or []):
+        return None
+    return f'rro is not supported by runtime "{name}"'
+
+
 class Runtimes:
     """The runtimes berthd knows: its own plus `--add-runtime name=path` / daemon.json `runtimes`."""
 
@@ -63,12 +87,20 @@ class Runtimes:
         self.paths = dict(configured)
         self.default = default
         self.exec_root = exec_root
+        self._rro: dict[str, str | None] = {}
 
     def validate(self, name: str | None) -> str:
         name = name or self.default
         if name not in self.paths:
             raise InvalidArgument(f"unknown or invalid runtime name: {name}")
         return name
+
+    def rro_unsupported(self, name: str) -> str | None:
+        """Why a mount cannot be made recursively read-only under runtime `name` (None if it can):
+        the kernel needs mount_setattr (5.12), the runtime must list "rro" in its features."""
+        if name not in self._rro:
+            self._rro[name] = _rro_unsupported(name, None if self.is_builtin(name) else self.external(name))
+        return self._rro[name]
 
     def is_builtin(self, name: str) -> bool:
         return name == BUILTIN

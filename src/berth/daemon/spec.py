@@ -29,6 +29,7 @@ from berth.daemon.createconfig import (
     daemon_root_propagation,
     decode_host_config,
     load_seccomp_profile,
+    mount_points,
     normalize,
     parse_bind,
     parse_device_cgroup_rule,
@@ -43,8 +44,9 @@ from berth.errors import BerthError, InvalidArgument
 from berth.runtime import user as usermod
 from berth.runtime.spec import DEFAULT_PATH_ENV, default_mounts, default_spec
 
-# The daemon takes its calls from this module: normalize at create, build at start, resources_update.
-__all__ = ["ContainerView", "DaemonOptions", "build", "normalize", "resources_update"]
+# The daemon takes its calls from this module: normalize and mount_points at create, build at start,
+# resources_update.
+__all__ = ["ContainerView", "DaemonOptions", "build", "mount_points", "normalize", "resources_update"]
 
 JSON = dict[str, Any]
 
@@ -67,6 +69,10 @@ class ContainerView:
     host_config: JSON
     image_config: JSON = field(default_factory=dict)
     image_env: list[str] = field(default_factory=list)
+    # read-only binds stay non-recursive by default: created through API < 1.44 (moby keeps that)
+    ro_non_recursive_default: bool = False
+    # why the container's runtime or the kernel cannot make a mount recursively read-only (None: they can)
+    rro_unsupported: str | None = None
 
 
 @dataclass
@@ -80,6 +86,8 @@ class _Mount:
     non_recursive: bool = False
     tmpfs: str | None = None  # the tmpfs data string when this is a tmpfs
     auto_slave: bool = False  # rslave because the source holds the daemon root (not asked for)
+    ro_non_recursive: bool = False  # BindOptions.ReadOnlyNonRecursive: "ro", submounts stay writable
+    ro_force_recursive: bool = False  # BindOptions.ReadOnlyForceRecursive: "rro" or an error
 
 
 def build(container: ContainerView, *, rootfs: str, files: dict[str, str], daemon: DaemonOptions) -> JSON:
@@ -462,7 +470,7 @@ def _user_mounts(container: ContainerView, files: dict[str, str], daemon: Daemon
         _ensure_source(b.source)
         auto = daemon_root_propagation(b.source, b.propagation or None, daemon.data_root)
         binds.append(_Mount(b.destination, b.source, b.writable, "rslave" if auto else b.propagation or "rprivate",
-                            auto_slave=auto))
+                            auto_slave=auto, ro_non_recursive=container.ro_non_recursive_default))
     for m in hc.get("Mounts") or []:
         dest = posixpath.normpath(m["Target"])
         if m["Type"] == "tmpfs":
@@ -480,9 +488,11 @@ def _user_mounts(container: ContainerView, files: dict[str, str], daemon: Daemon
             _ensure_source(source)
         auto = daemon_root_propagation(source, None if m.get("BindOptions") is None else opts.get("Propagation", ""),
                                        daemon.data_root)
+        ro_non_recursive = bool(opts.get("ReadOnlyNonRecursive")) or container.ro_non_recursive_default
         binds.append(_Mount(dest, source, not m.get("ReadOnly"),
                             "rslave" if auto else opts.get("Propagation") or "rprivate",
-                            bool(opts.get("NonRecursive")), auto_slave=auto))
+                            bool(opts.get("NonRecursive")), auto_slave=auto, ro_non_recursive=ro_non_recursive,
+                            ro_force_recursive=bool(opts.get("ReadOnlyForceRecursive"))))
     for dest, data in (hc.get("Tmpfs") or {}).items():
         tmpfs.append(_Mount(posixpath.normpath(dest), "tmpfs", tmpfs=data))
 
@@ -535,7 +545,7 @@ def _mounts(container: ContainerView, defaults: list[JSON], files: dict[str, str
         _check_propagation(u, linux)
         opts = ["bind" if u.non_recursive else "rbind"]
         if not u.writable:
-            opts.append("ro")
+            opts.append(_read_only_option(u, container.rro_unsupported))
         if u.propagation:
             opts.append(u.propagation)
         out.append({"destination": u.destination, "type": "bind", "source": u.source, "options": opts})
@@ -546,6 +556,18 @@ def _mounts(container: ContainerView, defaults: list[JSON], files: dict[str, str
             if "ro" not in d["options"]:
                 d["options"] = [*d["options"], "ro"]
     return out
+
+
+def _read_only_option(m: _Mount, rro_unsupported: str | None) -> str:
+    """moby (since v25): a read-only bind is recursively read-only ("rro", its submounts too) when
+    the kernel and the runtime can do it, unless asked not to (ReadOnlyNonRecursive)."""
+    if m.ro_non_recursive and m.ro_force_recursive:
+        raise InvalidArgument("mount options conflict: ReadOnlyNonRecursive && ReadOnlyForceRecursive")
+    if rro_unsupported is not None:
+        if m.ro_force_recursive:
+            raise InvalidArgument(rro_unsupported)
+        return "ro"
+    return "ro" if m.ro_non_recursive else "rro"
 
 
 def _check_propagation(m: _Mount, linux: JSON) -> None:

@@ -61,11 +61,17 @@ class ContainerRoutes:
         config = params.json_object(body)
         name = req.arg("name") or None
         platform = req.arg("platform") or None
-        if version.less_than(req.api_version, "1.42"):
-            host = config.get("HostConfig")
-            if isinstance(host, dict):
-                host.pop("ConsoleSize", None)
-        return json_response(await self.b.create(config, name=name, platform=platform), status=201)
+        host = config.get("HostConfig")
+        if version.less_than(req.api_version, "1.42") and isinstance(host, dict):
+            host.pop("ConsoleSize", None)
+        old_ro = version.less_than(req.api_version, "1.44")  # read-only binds were not recursive then
+        if old_ro and isinstance(host, dict) and isinstance(host.get("Mounts"), list):
+            for m in host["Mounts"]:
+                opts = m.get("BindOptions") if isinstance(m, dict) and m.get("Type") == "bind" else None
+                if isinstance(opts, dict) and opts.get("ReadOnlyForceRecursive"):
+                    raise InvalidArgument("BindOptions.ReadOnlyForceRecursive needs API v1.44 or newer")
+        return json_response(await self.b.create(config, name=name, platform=platform,
+                                                 default_ro_non_recursive=old_ro), status=201)
 
     async def inspect(self, req: Request) -> Response:
         return json_response(await self.b.inspect(req.params["name"], size=req.bool_arg("size")))
