@@ -11,6 +11,7 @@ Real-kernel tests use real processes: forked children that the test moves into t
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import select
@@ -566,3 +567,56 @@ def test_stats_of_a_missing_cgroup(backend: Backend, cg: cgroups.CgroupManager) 
         cg.freeze()
     cg.thaw()  # nothing to thaw: not an error
     assert cg.pids() == [] and not cg.is_frozen()
+
+
+def _opens(cg: cgroups.CgroupManager, children: Callable[..., Child], *paths: str) -> list[str]:
+    """What each open(O_RDONLY) gives a process in the cgroup: "0" or the errno."""
+    out = []
+    for p in paths:
+        c = children("open", p)
+        join(cg, c)
+        out.append(c.result())
+    return out
+
+
+def host_block_node(directory: str) -> str:
+    """A block device node (the first loop device, b 7:0) that the host itself lets root open: the
+    stand-in for a host disk (this machine refuses even root an open of its real disk, which would
+    make a "denied" check pass whatever the cgroup says)."""
+    node = os.path.join(directory, "blockdev")
+    os.mknod(node, 0o600 | 0o060000, os.makedev(7, 0))
+    try:
+        os.close(os.open(node, os.O_RDONLY))
+    except OSError as e:
+        pytest.skip(f"the host cannot open b 7:0 itself: {e.strerror}")
+    return node
+
+
+def test_device_rules_decide_what_opens(backend: Backend, cg: cgroups.CgroupManager,
+                                        children: Callable[..., Child], tmp_path: object) -> None:
+    # v1 writes devices.allow/deny; v2 attaches an eBPF program: the same decisions either way
+    need(backend, "real")
+    eperm = str(errno.EPERM)
+    disk = host_block_node(str(tmp_path))
+    assert _opens(cg, children, disk, "/dev/kmsg") == ["0", "0"]  # no rules yet
+    cg.apply(cgroups.with_runc_defaults({}))  # what every container gets: deny, then runc's list
+    assert _opens(cg, children, disk, "/dev/null", "/dev/ptmx", "/dev/kmsg") == [eperm, "0", "0", eperm]
+    deny_all = {"allow": False, "access": "rwm"}
+    cg.apply({"devices": [deny_all, {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "w"}]})
+    assert _opens(cg, children, "/dev/zero", "/dev/null") == [eperm, eperm]  # r not covered by "w"
+    cg.apply({"devices": [deny_all, {"allow": True, "type": "c", "major": 1, "minor": None, "access": "rw"}]})
+    assert _opens(cg, children, "/dev/zero", "/dev/null", "/dev/ptmx", disk) == ["0", "0", eperm, eperm]
+    cg.apply({"devices": [deny_all, {"allow": True, "type": "b", "major": 7, "minor": 0, "access": "r"}]})
+    assert _opens(cg, children, disk, "/dev/null") == ["0", eperm]
+    # allow by default, one exception denied
+    cg.apply({"devices": [{"allow": True, "access": "rwm"}, {"allow": False, "type": "c", "major": 1, "minor": 3,
+                                                             "access": "r"}]})
+    assert _opens(cg, children, "/dev/null", "/dev/zero", disk) == [eperm, "0", "0"]
+    if cg.version == "v2":  # each apply replaced the program before: one stays attached
+        from berth.runtime.cgroups import devfilter
+
+        fd = os.open(cg.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert len(devfilter._attached(fd)) == 1
+        finally:
+            os.close(fd)

@@ -17,7 +17,7 @@ from berth.errors import InvalidArgument
 from berth.runtime import cgroups
 from berth.runtime.cgroups import CgroupWriteError, fs
 from tests import leaks
-from tests.runtime.test_cgroups_conformance import V2_ROOT, Child, children, join
+from tests.runtime.test_cgroups_conformance import V2_ROOT, Child, children, host_block_node, join
 
 pytestmark = [
     pytest.mark.root,
@@ -215,10 +215,8 @@ def test_device_allow_list(v1: cgroups.CgroupManager, children: Callable[..., Ch
 
 def test_runc_default_devices_keep_the_host_disk_out(v1: cgroups.CgroupManager, children: Callable[..., Child],
                                                      tmp_path: object) -> None:
-    """With only runc's defaults a container may mknod, but not open, the host's disk."""
-    major, minor = _root_disk()
-    node = os.path.join(str(tmp_path), "disk")
-    os.mknod(node, 0o600 | 0o060000, os.makedev(major, minor))  # a block node for /'s device
+    """With only runc's defaults a container may mknod, but not open, a host block device."""
+    node = host_block_node(str(tmp_path))  # one the host opens (its real disk it refuses even root)
     v1.apply(cgroups.with_runc_defaults({}))
     assert "c 136:* rwm" in v1file(v1, "devices", "devices.list").splitlines()
     a = children("open", node)

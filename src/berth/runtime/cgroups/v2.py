@@ -8,7 +8,7 @@ import time
 
 from berth.errors import InvalidArgument, NotFound
 
-from . import fs
+from . import devfilter, devices, fs
 from .base import ManagerBase
 from .resources import (
     blkio_to_io_weight,
@@ -114,9 +114,6 @@ class V2Manager(ManagerBase):
         self._apply_io(section(resources, "blockIO"), txn)
         cpu = section(resources, "cpu")
         self._apply_cpu(cpu, txn)
-        if resources.get("devices"):
-            # runc installs an eBPF device filter here; berth does not have one yet
-            self.warnings.append("device cgroup rules are not enforced on cgroup v2 yet (no eBPF device filter)")
         cpus, mems = get_cpu_list(cpu, "cpus"), get_cpu_list(cpu, "mems")
         if cpus is not None:
             txn.write(self._file("cpuset.cpus"), cpus)
@@ -128,6 +125,15 @@ class V2Manager(ManagerBase):
                 raise InvalidArgument("linux.resources.unified must be an object")
             for key, value in unified.items():
                 self._apply_unified(key, value, txn)
+        rules = resources.get("devices")
+        if rules:  # last: the other writes roll back if the filter cannot be put in place
+            if not isinstance(rules, list):
+                raise InvalidArgument("linux.resources.devices must be a list")
+            state = devices.from_oci(rules)
+            if devfilter.is_cgroup2(self.dir):
+                devfilter.apply(self.dir, state)
+            else:  # a tree of plain files (tests): no program can attach
+                self.warnings.append(f"device rules not enforced: {self.dir} is not on a cgroup2 mount")
 
     def _apply_memory(self, mem: dict, txn: fs.Txn) -> None:
         limit = get_int(mem, "limit", "memory") or 0
