@@ -145,6 +145,69 @@ def test_login_writes_docker_compatible_credentials(oracle: Dockerd, registry: s
     assert got.stdout == f"Not logged in to {registry}\n"
 
 
+def _fake_helper(bindir: str, db: str) -> None:
+    """docker-credential-berthtest: the helper protocol over a JSON file."""
+    os.makedirs(bindir, exist_ok=True)
+    path = os.path.join(bindir, "docker-credential-berthtest")
+    with open(path, "w") as f:
+        f.write(f"""#!{sys.executable}
+import json, os, sys
+path = {db!r}
+db = json.load(open(path)) if os.path.exists(path) else {{}}
+if sys.argv[1] == "store":
+    e = json.load(sys.stdin)
+    db[e["ServerURL"]] = {{"Username": e["Username"], "Secret": e["Secret"]}}
+else:
+    url = sys.stdin.read().strip()
+    if url not in db:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    if sys.argv[1] == "get":
+        print(json.dumps(db[url]))
+    else:
+        del db[url]
+json.dump(db, open(path, "w"))
+""")
+    os.chmod(path, 0o755)
+
+
+def test_login_and_logout_through_a_credential_helper(oracle: Dockerd, registry: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    db = str(tmp_path / "helper.json")
+    _fake_helper(str(tmp_path / "bin"), db)
+    config_dir = str(tmp_path / "cfg")
+    os.makedirs(config_dir)
+    with open(os.path.join(config_dir, "config.json"), "w") as f:
+        json.dump({"credsStore": "berthtest"}, f)
+    env = {**oracle.env, "DOCKER_CONFIG": config_dir, "PATH": f"{tmp_path}/bin:{os.environ['PATH']}"}
+    got = run_berth(["login", "-u", "bob", "--password-stdin", registry], env, input="secret\n")
+    assert got.returncode == 0, got.stderr
+    assert "unencrypted" not in got.stderr  # the secret is the helper's, as with docker
+    with open(os.path.join(config_dir, "config.json")) as f:
+        text = f.read()
+    assert json.loads(text)["auths"] == {registry: {}} and "secret" not in text
+    with open(db) as f:
+        assert json.load(f) == {registry: {"Username": "bob", "Secret": "secret"}}
+    from berth.cli.config import ConfigFile
+
+    os.environ["PATH"], old_path = env["PATH"], os.environ["PATH"]
+    try:  # what pull and push send as X-Registry-Auth
+        assert ConfigFile.load(config_dir).get_auth(registry) == {"username": "bob", "password": "secret",
+                                                                  "serveraddress": registry}
+    finally:
+        os.environ["PATH"] = old_path
+    got = run_docker(["logout", registry], env)  # the real docker CLI reads what berth stored
+    assert got.returncode == 0 and "Removing login credentials" in got.stdout, got.stderr
+    with open(db) as f:
+        assert json.load(f) == {}
+    got = run_berth(["login", "-u", "bob", "--password-stdin", registry], env, input="secret\n")
+    got = run_berth(["logout", registry], env)
+    assert got.stdout == f"Removing login credentials for {registry}\n", got.stderr
+    with open(db) as f:
+        assert json.load(f) == {}
+
+
 def test_registry_serve_runs_berths_registry(oracle: Dockerd, tmp_path) -> None:  # type: ignore[no-untyped-def]
     try:
         import berth.registry.server  # noqa: F401

@@ -44,9 +44,24 @@ class ConfigFile:
         a = self.data.get("auths")
         return a if isinstance(a, dict) else {}
 
+    def _helper(self, server: str) -> str | None:
+        from berth import credhelper
+
+        return credhelper.helper_for(self.data, _hostname(server), server)
+
     def get_auth(self, server: str) -> dict[str, str]:
-        """{"username", "password", "serveraddress"} (what X-Registry-Auth carries), or {}.
-        Credential helpers (credsStore) are not run: berth reads only inline `auth` entries."""
+        """{"username", "password", "serveraddress"} (what X-Registry-Auth carries), or {}: from the
+        credential helper (credHelpers/credsStore) if one is set, else the file's inline entry."""
+        helper = self._helper(server)
+        if helper:
+            from berth import credhelper
+
+            got = credhelper.get(helper, server)
+            if got is not None:
+                user, secret = got
+                if user == "<token>":
+                    return {"identitytoken": secret, "serveraddress": server}
+                return {"username": user, "password": secret, "serveraddress": server}
         auths = self.auths()
         entry = auths.get(server)
         if entry is None:
@@ -73,17 +88,36 @@ class ConfigFile:
             out.setdefault("serveraddress", server)
         return out
 
-    def set_auth(self, server: str, username: str, password: str, identity_token: str = "") -> None:
-        import base64
-
+    def set_auth(self, server: str, username: str, password: str, identity_token: str = "") -> bool:
+        """Record a login; True when a credential helper took the secret (the file keeps an empty
+        entry, as docker's), False when it went into the file, base64-encoded."""
         auths = self.data.setdefault("auths", {})
         assert isinstance(auths, dict)
+        helper = self._helper(server)
+        if helper:
+            from berth import credhelper
+
+            if identity_token:
+                credhelper.store(helper, server, "<token>", identity_token)
+            else:
+                credhelper.store(helper, server, username, password)
+            auths[server] = {}
+            return True
+        import base64
+
         entry: dict[str, str] = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
         if identity_token:
             entry = {"auth": base64.b64encode(f"{username}:".encode()).decode(), "identitytoken": identity_token}
         auths[server] = entry
+        return False
 
     def remove_auth(self, server: str) -> bool:
+        """Forget a login (in the helper too); False when there was none in the file."""
+        helper = self._helper(server)
+        if helper:
+            from berth import credhelper
+
+            credhelper.erase(helper, server)
         auths = self.auths()
         if server in auths:
             del auths[server]

@@ -66,11 +66,12 @@ def login(cli: Cli, path: str, argv: list[str]) -> int:
     except DaemonError as e:
         raise StatusError(1, str(e)) from None
     token = str(resp.get("IdentityToken") or "")  # type: ignore[attr-defined]
-    cli.config.set_auth(server, username, password, token)
+    in_helper = cli.config.set_auth(server, username, password, token)
     cli.config.save()
-    cli.err(f"WARNING! Your credentials are stored unencrypted in '{cli.config.path}'.\n"
-            "Configure a credential helper to remove this warning. See\n"
-            "https://docs.docker.com/go/credential-store/\n")
+    if not in_helper:
+        cli.err(f"WARNING! Your credentials are stored unencrypted in '{cli.config.path}'.\n"
+                "Configure a credential helper to remove this warning. See\n"
+                "https://docs.docker.com/go/credential-store/\n")
     cli.out(str(resp.get("Status") or "Login Succeeded"))  # type: ignore[attr-defined]
     return 0
 

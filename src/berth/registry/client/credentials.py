@@ -7,11 +7,11 @@ import base64
 import binascii
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from berth.errors import NotFound, Unavailable
+from berth import credhelper
+from berth.errors import NotFound
 
 # Docker Hub's credentials live under its v1 index URL, for historical reasons (docker/cli).
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -67,45 +67,17 @@ def _from_entry(entry: dict[str, Any]) -> Credentials | None:
 
 def helper_get(helper: str, server: str) -> Credentials | None:
     """`docker-credential-<helper> get`; None when the helper has nothing for `server`."""
-    try:
-        p = subprocess.run([f"docker-credential-{helper}", "get"], input=server, capture_output=True, text=True,
-                           timeout=30)
-    except FileNotFoundError:
-        raise Unavailable(f"docker-credential-{helper}: executable file not found in $PATH")
-    if p.returncode != 0:
-        if "credentials not found" in (p.stdout + p.stderr).lower():
-            return None
-        raise Unavailable(f"error getting credentials - err: exit status {p.returncode}, out: `{p.stdout.strip()}`")
-    doc = json.loads(p.stdout)
-    user, secret = str(doc.get("Username") or ""), str(doc.get("Secret") or "")
+    got = credhelper.get(helper, server)
+    if got is None:
+        return None
+    user, secret = got
     if user == "<token>":
         return Credentials(identity_token=secret)
     return Credentials(user, secret)
 
 
-def helper_store(helper: str, server: str, username: str, secret: str) -> None:
-    payload = json.dumps({"ServerURL": server, "Username": username, "Secret": secret})
-    p = subprocess.run([f"docker-credential-{helper}", "store"], input=payload, capture_output=True, text=True,
-                       timeout=30)
-    if p.returncode != 0:
-        raise Unavailable(f"error storing credentials - err: exit status {p.returncode}, out: `{p.stdout.strip()}`")
-
-
-def helper_erase(helper: str, server: str) -> None:
-    p = subprocess.run([f"docker-credential-{helper}", "erase"], input=server, capture_output=True, text=True,
-                       timeout=30)
-    if p.returncode != 0 and "credentials not found" not in (p.stdout + p.stderr).lower():
-        raise Unavailable(f"error erasing credentials - err: exit status {p.returncode}, out: `{p.stdout.strip()}`")
-
-
 def _helper_for(config: dict[str, Any], host: str) -> str | None:
-    helpers = config.get("credHelpers") or {}
-    if isinstance(helpers, dict):
-        h = helpers.get(host) or helpers.get(config_key(host))
-        if h:
-            return str(h)
-    store = config.get("credsStore")
-    return str(store) if store else None
+    return credhelper.helper_for(config, host, config_key(host))
 
 
 def lookup(config: dict[str, Any], host: str) -> Credentials | None:
@@ -137,9 +109,9 @@ def save(path: str, host: str, creds: Credentials) -> None:
     auths = config.setdefault("auths", {})
     if helper:
         if creds.identity_token:
-            helper_store(helper, key, "<token>", creds.identity_token)
+            credhelper.store(helper, key, "<token>", creds.identity_token)
         else:
-            helper_store(helper, key, creds.username, creds.password)
+            credhelper.store(helper, key, creds.username, creds.password)
         auths[key] = {}
     else:
         entry: dict[str, Any] = {"auth": base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()}
@@ -159,7 +131,7 @@ def remove(path: str, host: str) -> None:
     if key not in auths and not helper:
         raise NotFound(f"Not logged in to {host}")
     if helper:
-        helper_erase(helper, key)
+        credhelper.erase(helper, key)
     auths.pop(key, None)
     _write(path, config)
 
