@@ -19,6 +19,7 @@ import pytest
 
 from tests.cli.conftest import BERTH, run_berth, run_docker
 from tests.dockerd import Dockerd
+from tests.helpers import fake_credential_helper
 
 pytestmark = pytest.mark.root
 
@@ -145,37 +146,11 @@ def test_login_writes_docker_compatible_credentials(oracle: Dockerd, registry: s
     assert got.stdout == f"Not logged in to {registry}\n"
 
 
-def _fake_helper(bindir: str, db: str) -> None:
-    """docker-credential-berthtest: the helper protocol over a JSON file."""
-    os.makedirs(bindir, exist_ok=True)
-    path = os.path.join(bindir, "docker-credential-berthtest")
-    with open(path, "w") as f:
-        f.write(f"""#!{sys.executable}
-import json, os, sys
-path = {db!r}
-db = json.load(open(path)) if os.path.exists(path) else {{}}
-if sys.argv[1] == "store":
-    e = json.load(sys.stdin)
-    db[e["ServerURL"]] = {{"Username": e["Username"], "Secret": e["Secret"]}}
-else:
-    url = sys.stdin.read().strip()
-    if url not in db:
-        print("credentials not found in native keychain")
-        sys.exit(1)
-    if sys.argv[1] == "get":
-        print(json.dumps(db[url]))
-    else:
-        del db[url]
-json.dump(db, open(path, "w"))
-""")
-    os.chmod(path, 0o755)
-
-
 def test_login_and_logout_through_a_credential_helper(oracle: Dockerd, registry: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
 
     db = str(tmp_path / "helper.json")
-    _fake_helper(str(tmp_path / "bin"), db)
+    fake_credential_helper(str(tmp_path / "bin"), db)
     config_dir = str(tmp_path / "cfg")
     os.makedirs(config_dir)
     with open(os.path.join(config_dir, "config.json"), "w") as f:

@@ -4,7 +4,6 @@ unless the client asks otherwise or speaks an API older than 1.44; inspect and p
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.daemon import DOCKER, Berthd
+from tests.helpers import tree_with_submount
 
 PROBE = ("for d in /ro /rw; do touch $d/f 2>/dev/null && echo $d-top-rw || echo $d-top-ro; "
          "touch $d/sub/f 2>/dev/null && echo $d-sub-rw || echo $d-sub-ro; done")
@@ -19,14 +19,8 @@ PROBE = ("for d in /ro /rw; do touch $d/f 2>/dev/null && echo $d-top-rw || echo 
 
 @pytest.fixture
 def tree(tmp_path: str) -> Iterator[str]:
-    """A host directory with a tmpfs mounted on its `sub`."""
-    top = os.path.join(str(tmp_path), "top")
-    os.makedirs(os.path.join(top, "sub"))
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", os.path.join(top, "sub")], check=True)
-    try:
+    with tree_with_submount(str(tmp_path)) as top:
         yield top
-    finally:
-        subprocess.run(["umount", "-l", os.path.join(top, "sub")], check=True)
 
 
 def test_read_only_bind_is_read_only_all_the_way_down(berthd: Berthd, tree: str) -> None:

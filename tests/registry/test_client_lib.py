@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import stat
-import sys
 import threading
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ from berth.errors import NotFound
 from berth.registry import errors as rerr
 from berth.registry.client import Credentials, Platform, RegistryClient
 from berth.registry.client import credentials as credmod
+from tests.helpers import fake_credential_helper
 from tests.registry.helpers import RegistryProcess, blob, layout, manifest_of
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -286,28 +286,7 @@ def test_credentials_from_docker_config_and_helper(token_reg: RegistryProcess, t
     assert credmod.lookup(auths, token_reg.host) == Credentials("alice", "wonderland")
     # a credential helper speaking the docker-credential-* protocol, found on PATH
     bindir = tmp_path / "bin"
-    bindir.mkdir()
-    helper = bindir / "docker-credential-berthtest"
-    store = tmp_path / "store.json"
-    helper.write_text(f"""#!{sys.executable}
-import json, os, sys
-path = {str(store)!r}
-db = json.load(open(path)) if os.path.exists(path) else {{}}
-if sys.argv[1] == "store":
-    e = json.load(sys.stdin)
-    db[e["ServerURL"]] = {{"Username": e["Username"], "Secret": e["Secret"]}}
-else:
-    url = sys.stdin.read()
-    if url not in db:
-        print("credentials not found in native keychain")
-        sys.exit(1)
-    if sys.argv[1] == "get":
-        print(json.dumps(db[url]))
-    else:
-        del db[url]
-json.dump(db, open(path, "w"))
-""")
-    helper.chmod(0o755)
+    fake_credential_helper(str(bindir), str(tmp_path / "store.json"))
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     cfg_path = str(tmp_path / "docker" / "config.json")
     os.makedirs(os.path.dirname(cfg_path))

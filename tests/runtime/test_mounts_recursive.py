@@ -6,7 +6,6 @@ read-only binds so that a host directory's submounts are read-only in the contai
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 
@@ -15,6 +14,7 @@ import pytest
 from berth.runtime.linux import mountopts
 from berth.runtime.linux import syscalls as sc
 from tests import leaks
+from tests.helpers import tree_with_submount
 from tests.runtime.rt import RUNTIME, Bundle, make_bundle
 
 pytestmark = pytest.mark.root
@@ -27,14 +27,8 @@ def b(tmp_path: str) -> Bundle:
 
 @pytest.fixture
 def tree(tmp_path: str) -> Iterator[str]:
-    """A host directory with a tmpfs mounted on its `sub` directory."""
-    top = os.path.join(str(tmp_path), "top")
-    os.makedirs(os.path.join(top, "sub"))
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", os.path.join(top, "sub")], check=True)
-    try:
+    with tree_with_submount(str(tmp_path)) as top:
         yield top
-    finally:
-        subprocess.run(["umount", os.path.join(top, "sub")], check=True)
 
 
 def _bind(b: Bundle, tree: str, options: list[str]) -> subprocess.CompletedProcess[str]:
