@@ -66,6 +66,15 @@ def test_user_namespace_mapping(b: Bundle) -> None:
     assert maps[3] == ["65534"]  # host root's files are unmapped: "nobody"
 
 
+def test_home_from_the_containers_passwd_unless_set(b: Bundle) -> None:
+    # runc's rule: a process env without HOME gets the user's passwd home, or "/" without an entry
+    env = ["PATH=/bin:/usr/bin"]
+    assert b.sh("echo $HOME", process__env=env).stdout == "/root\n"
+    assert b.sh("echo $HOME", process__env=env, process__user={"uid": 1000, "gid": 1000}).stdout == "/home/user\n"
+    assert b.sh("echo $HOME", process__env=env, process__user={"uid": 4242, "gid": 4242}).stdout == "/\n"
+    assert b.sh("echo $HOME", process__env=[*env, "HOME=/elsewhere"]).stdout == "/elsewhere\n"
+
+
 def test_default_capabilities(b: Bundle) -> None:
     r = b.run(["grep", "Cap", "/proc/self/status"])
     caps = dict(ln.split(":\t") for ln in r.stdout.strip().split("\n"))

@@ -254,7 +254,32 @@ def _env(process: dict[str, Any]) -> dict[str, str]:
     for item in process.get("env") or []:
         k, _, v = item.partition("=")
         env[k] = v
+    if not env.get("HOME"):
+        # as runc: the user's home from the container's /etc/passwd, "/" without an entry
+        env["HOME"] = _home_of(int((process.get("user") or {}).get("uid", 0)))
     return env
+
+
+def _home_of(uid: int) -> str:
+    """Read here, after pivot_root, so the path cannot leave the container. Only a regular file is
+    read (a fifo or device there must not hang or flood us); anything odd means "/" as for runc."""
+    try:
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        text = os.read(fd, 16 << 20).decode("utf-8", errors="surrogateescape")
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) >= 6 and parts[2].strip().isdigit() and int(parts[2]) == uid:
+            return parts[5] or "/"
+    return "/"
 
 
 def _chdir(cwd: str, create: bool) -> None:
