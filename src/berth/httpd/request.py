@@ -152,12 +152,14 @@ class Request:
         self,
         status: int = 101,
         headers: list[tuple[str, str]] | None = None,
+        reason: str | None = None,
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Take over the raw connection (Docker's attach and exec start).
 
         Reads the rest of the request body (still available from `body()`), writes the status line
-        and `headers` itself (101 is sent as "101 UPGRADED", moby's wording; the default headers are
-        `Connection: Upgrade` and `Upgrade: tcp`), and returns a reader and writer on the socket.
+        and `headers` itself (101 is sent as "101 UPGRADED", moby's wording, unless `reason` says
+        otherwise; the default headers are `Connection: Upgrade` and `Upgrade: tcp`), and returns
+        a reader and writer on the socket.
         Bytes the client sent past the request are replayed first. The reader sees EOF when the
         client half-closes (SHUT_WR) while the writer keeps working: only both directions closing
         is a disconnect. The server closes the connection when the handler returns, so the
@@ -169,7 +171,8 @@ class Request:
             await self.body()
         if headers is None:
             headers = [("Connection", "Upgrade"), ("Upgrade", "tcp")] if status == 101 else []
-        reason = "UPGRADED" if status == 101 else _reason(status)
+        if reason is None:
+            reason = "UPGRADED" if status == 101 else _reason(status)
         head = [f"HTTP/1.1 {status} {reason}\r\n"]
         head.extend(f"{k}: {v}\r\n" for k, v in headers)
         head.append("\r\n")

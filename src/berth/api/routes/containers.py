@@ -11,7 +11,7 @@ from typing import Any
 from berth.api import hijack, params, stdcopy, version
 from berth.api.backends import AttachOptions, ContainersBackend, LogRecord, LogsOptions, WaitResult
 from berth.api.responses import deferred_json, json_lines, no_content, ok_empty, prime, primed_stream
-from berth.errors import BerthError, InvalidArgument, NotImplementedYet
+from berth.errors import BerthError, InvalidArgument
 from berth.httpd import Request, Response, Router, dumps, json_response, stream_response
 
 C = "/containers/{name:.*}"
@@ -167,7 +167,17 @@ class ContainerRoutes:
         return await hijack.serve_session(req, session)
 
     async def attach_ws(self, req: Request) -> Response:
-        raise NotImplementedYet("websocket attach is not supported")
+        from berth.api import wsattach
+
+        accept = wsattach.check_handshake(req)
+        every = version.less_than(req.api_version, "1.42")  # before 1.42 all three streams, always
+        opts = AttachOptions(
+            stdin=every or req.bool_arg("stdin"), stdout=every or req.bool_arg("stdout"),
+            stderr=every or req.bool_arg("stderr"), logs=req.bool_arg("logs"), stream=req.bool_arg("stream"),
+            detach_keys=req.arg("detachKeys") or None,
+        )
+        session = await self.b.attach(req.params["name"], opts)
+        return await wsattach.serve(req, session, accept, binary=version.at_least(req.api_version, "1.28"))
 
     async def logs(self, req: Request) -> Response:
         stdout, stderr = req.bool_arg("stdout"), req.bool_arg("stderr")
