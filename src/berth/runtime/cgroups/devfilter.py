@@ -18,6 +18,7 @@ no moment without a filter.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 
@@ -134,12 +135,21 @@ def _load(insns: bytes) -> int:
 
 def _attached(cgroup_fd: int) -> list[int]:
     """IDs of the device programs attached to this cgroup itself."""
-    ids = (ctypes.c_uint32 * 64)()
-    attr = ctypes.create_string_buffer(40)
-    struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, _CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), len(ids))
-    _bpf(_PROG_QUERY, attr)
-    count = struct.unpack_from("<I", attr, 24)[0]
-    return list(ids[:count])
+    room = 64
+    while True:
+        ids = (ctypes.c_uint32 * room)()
+        attr = ctypes.create_string_buffer(40)
+        struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, _CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), room)
+        try:
+            _bpf(_PROG_QUERY, attr)
+        except OSError as e:
+            count = struct.unpack_from("<I", attr, 24)[0]
+            if e.errno == errno.ENOSPC and count > room:  # more than we made room for: again, bigger
+                room = count
+                continue
+            raise
+        count = struct.unpack_from("<I", attr, 24)[0]
+        return list(ids[:count])
 
 
 def _attach_args(cgroup_fd: int, prog_fd: int, flags: int) -> ctypes.Array[ctypes.c_char]:
@@ -166,8 +176,8 @@ def apply(directory: str, state: DeviceState) -> None:
         os.close(prog)
         raise
     try:
-        old = _attached(cg)
         try:
+            old = _attached(cg)
             _bpf(_PROG_ATTACH, _attach_args(cg, prog, _F_ALLOW_MULTI))
         except OSError as e:
             raise CgroupError(f"failed to attach the device filter to {directory}: {e.strerror}") from None
