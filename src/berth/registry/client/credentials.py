@@ -1,5 +1,5 @@
-"""Registry credentials as Docker keeps them: `~/.docker/config.json` (`auths`, `credsStore`, `credHelpers`)
-and the docker-credential-* helper protocol (`get`/`store`/`erase` with JSON on stdin/stdout)."""
+"""Registry credentials as Docker keeps them: `~/.docker/config.json` (`auths`, `credsStore`, `credHelpers`),
+with the docker-credential-* helpers reached through berth.credhelper."""
 
 from __future__ import annotations
 
