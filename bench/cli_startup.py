@@ -19,62 +19,15 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tests.rootfs import make_busybox_rootfs  # noqa: E402
+from tests.dockerd import DOCKER, Dockerd  # noqa: E402  (the tests' private dockerd)
 
 BERTH = os.path.join(os.path.dirname(sys.executable), "berth")
-DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
-
-
-class PrivateDockerd:
-    def __init__(self) -> None:
-        self.base = tempfile.mkdtemp(prefix="berth-bench-cli-")
-        self.exec_root = tempfile.mkdtemp(prefix="bbx", dir="/tmp")
-        self.sock = os.path.join(self.base, "docker.sock")
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("DOCKER_", "BERTH_")) and k != "PYTHONDONTWRITEBYTECODE"}
-        self.env.update(DOCKER_HOST=f"unix://{self.sock}", DOCKER_CONFIG=os.path.join(self.base, "cfg"))
-        cfg = os.path.join(self.base, "daemon.json")
-        with open(cfg, "w") as f:
-            f.write("{}")
-        log = os.open(os.path.join(self.base, "dockerd.log"), os.O_WRONLY | os.O_CREAT, 0o644)
-        self.proc = subprocess.Popen(
-            ["dockerd", "--data-root", os.path.join(self.base, "root"), "--exec-root", self.exec_root,
-             "--pidfile", os.path.join(self.base, "pid"), "-H", f"unix://{self.sock}", "--config-file", cfg,
-             "--bridge=none", "--iptables=false", "--ip6tables=false", "--containerd-namespace", "berth-bench-cli"],
-            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-        os.close(log)
-        deadline = time.monotonic() + 60
-        while subprocess.run([DOCKER, "version"], env=self.env, capture_output=True).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("dockerd did not start; see " + os.path.join(self.base, "dockerd.log"))
-            time.sleep(0.1)
-        root = make_busybox_rootfs(os.path.join(self.base, "bb"))
-        tar = os.path.join(self.base, "bb.tar")
-        with tarfile.open(tar, "w") as tf:
-            for e in sorted(os.listdir(root)):
-                tf.add(os.path.join(root, e), arcname=e)
-        subprocess.run([DOCKER, "import", "-c", 'CMD ["sh"]', tar, "busybox:latest"], env=self.env,
-                       check=True, capture_output=True)
-
-    def stop(self) -> None:
-        ids = subprocess.run([DOCKER, "ps", "-aq"], env=self.env, capture_output=True, text=True).stdout.split()
-        if ids:
-            subprocess.run([DOCKER, "rm", "-f", *ids], env=self.env, capture_output=True)
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.base, ignore_errors=True)
-        shutil.rmtree(self.exec_root, ignore_errors=True)
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -129,17 +82,21 @@ def main() -> int:
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         print("needs root and dockerd (apt-get install docker.io)", file=sys.stderr)
         return 1
-    d = PrivateDockerd()
+    d = Dockerd(tempfile.mkdtemp(prefix="berth-bench-cli-"))
     try:
+        d.start()
+        d.load_busybox()
+        # the CLIs as users run them: with their .pyc caches
+        env = {k: v for k, v in d.env.items() if k != "PYTHONDONTWRITEBYTECODE"}
         subprocess.run([DOCKER, "run", "-d", "--network", "none", "--name", "bench-idle", "busybox", "sleep", "600"],
-                       env=d.env, check=True, capture_output=True)
-        results = [measure("version", ["version"], d.env, args.pairs),
-                   measure("ps", ["ps"], d.env, args.pairs),
-                   measure("ps -a --format '{{.Names}}'", ["ps", "-a", "--format", "{{.Names}}"], d.env, args.pairs),
-                   measure("run --rm busybox true", ["run", "--rm", "--network", "none", "busybox", "true"], d.env,
+                       env=env, check=True, capture_output=True)
+        results = [measure("version", ["version"], env, args.pairs),
+                   measure("ps", ["ps"], env, args.pairs),
+                   measure("ps -a --format '{{.Names}}'", ["ps", "-a", "--format", "{{.Names}}"], env, args.pairs),
+                   measure("run --rm busybox true", ["run", "--rm", "--network", "none", "busybox", "true"], env,
                            args.run_pairs)]
         # the floor berth stands on: the venv's interpreter doing nothing (site on, as the console script runs)
-        floor = [timed([sys.executable, "-c", "pass"], d.env) for _ in range(args.pairs)]
+        floor = [timed([sys.executable, "-c", "pass"], env) for _ in range(args.pairs)]
         load = os.getloadavg()[0]
         print(f"berth CLI vs docker CLI 28 on a private dockerd 20.10 (load average {load:.1f}), ms")
         print(f"{'command':32} {'n':>3} {'docker med':>10} {'docker p90':>10} {'berth med':>10} {'berth p90':>10}"
@@ -150,10 +107,11 @@ def main() -> int:
         print(f"{'(python -c pass, the floor)':32} {len(floor):>3} {'':>10} {'':>10} {statistics.median(floor):>10.1f}"
               f" {p90(floor):>10.1f}")
         print("\nberth modules imported by `berth ps` (cumulative import time, median of 5, us):")
-        for us, mod in import_profile(d.env)[:12]:
+        for us, mod in import_profile(env)[:12]:
             print(f"  {us:>7}  {mod}")
     finally:
         d.stop()
+        shutil.rmtree(d.base, ignore_errors=True)
     return 0
 
 

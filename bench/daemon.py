@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,55 +28,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from tests.dockerd import Dockerd  # noqa: E402  (the tests' private dockerd)
 from tests.e2e.daemon import Berthd  # noqa: E402
 
 DOCKER = "/usr/local/bin/docker"
 BERTH = os.path.join(os.path.dirname(sys.executable), "berth")
 
 
-class Dockerd:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.socket = os.path.join(base, "docker.sock")
-        self.host = f"unix://{self.socket}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "DOCKER_HOST": self.host}
-
-    def start(self) -> None:
-        exec_root = tempfile.mkdtemp(prefix="bdx-", dir="/tmp")  # short: containerd's socket path limit
-        self.exec_root = exec_root
-        with open(os.path.join(self.base, "daemon.json"), "w") as f:
-            f.write("{}")
-        with open(os.path.join(self.base, "dockerd.log"), "ab") as log:
-            self.proc = subprocess.Popen(
-                ["dockerd", "--data-root", os.path.join(self.base, "root"), "--exec-root", exec_root,
-                 "--pidfile", os.path.join(self.base, "dockerd.pid"), "-H", self.host, "--config-file",
-                 os.path.join(self.base, "daemon.json"), "--bridge=none", "--iptables=false", "--ip6tables=false"],
-                stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while subprocess.run([DOCKER, "version"], env=self.env(), capture_output=True).returncode != 0:
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("dockerd did not start")
-            time.sleep(0.2)
-
-    def pids(self) -> list[int]:
-        assert self.proc is not None
-        return [self.proc.pid, *_children(self.proc.pid)]
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        ids = subprocess.run([DOCKER, "ps", "-aq"], env=self.env(), capture_output=True, text=True).stdout.split()
-        if ids:
-            subprocess.run([DOCKER, "rm", "-f", *ids], env=self.env(), capture_output=True)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        shutil.rmtree(self.exec_root, ignore_errors=True)
+def _tree(d: Dockerd) -> list[int]:
+    """dockerd and its descendants (containerd, shims)."""
+    assert d.proc is not None
+    return [d.proc.pid, *_children(d.proc.pid)]
 
 
 def _children(pid: int) -> list[int]:
@@ -158,11 +119,11 @@ def main() -> int:
         bootstrap.busybox(tar)
         b.start()
         d.start()
-        for env in (b.env(), d.env()):
+        for env in (b.env(), d.env):
             subprocess.run([DOCKER, "load", "-q", "-i", tar], env=env, check=True, capture_output=True)
         time.sleep(2)
         idle_b = [mem(p) for p in [b.proc.pid, *_children(b.proc.pid)]] if b.proc else []
-        idle_d = [mem(p) for p in d.pids()]
+        idle_d = [mem(p) for p in _tree(d)]
         dockerd_alone = mem(d.proc.pid) if d.proc else (0, 0)
         print(f"# idle: berthd (+zygote) RSS {sum(r for r, _ in idle_b) / 1024:.1f} MiB, "
               f"PSS {sum(p for _, p in idle_b) / 1024:.1f} MiB;  dockerd alone RSS {dockerd_alone[0] / 1024:.1f} MiB; "
@@ -174,10 +135,10 @@ def main() -> int:
         res: dict[str, list[float]] = {"docker→berthd": [], "docker→dockerd": [], "berth→berthd": []}
         for _ in range(3):
             timed(cmd, b.env())
-            timed(cmd, d.env())
+            timed(cmd, d.env)
         for _ in range(args.pairs):
             res["docker→berthd"].append(timed(cmd, b.env()))
-            res["docker→dockerd"].append(timed(cmd, d.env()))
+            res["docker→dockerd"].append(timed(cmd, d.env))
             res["berth→berthd"].append(timed([BERTH, "run", "--rm", "busybox", "true"], b.env()))
         print(f"\n# `run --rm --network none busybox true`, {args.pairs} alternating rounds (ms)")
         for k, xs in res.items():
@@ -211,16 +172,16 @@ def main() -> int:
         run_b = [mem(p) for p in [b.proc.pid, *_children(b.proc.pid)]] if b.proc else []
         mon_pss = sum(mem(p)[1] for p in monitors)
         clear(b.env())
-        serial_d = many(d.env(), False, "s")
+        serial_d = many(d.env, False, "s")
         time.sleep(2)
         shims = procs_named(("containerd-shim", "containerd-shim-runc-v2"))
         shim_pss = sum(mem(p)[1] for p in shims)
-        run_d = [mem(p) for p in d.pids() if p not in shims]
-        clear(d.env())
+        run_d = [mem(p) for p in _tree(d) if p not in shims]
+        clear(d.env)
         par_b = many(b.env(), True, "p")
         clear(b.env())
-        par_d = many(d.env(), True, "p")
-        clear(d.env())
+        par_d = many(d.env, True, "p")
+        clear(d.env)
         n = args.many
         print(f"\n# {n} `run -d busybox sleep 600`")
         print(f"in a row: berthd {serial_b:6.2f} s  dockerd {serial_d:6.2f} s  ratio {serial_b / serial_d:.2f}"
